@@ -1,0 +1,18 @@
+"""gemel: merge the vision models of an edge video-analytics workload so they fit one GPU."""
+
+from gemel.analyze import Analysis, analyze, analyze_models
+from gemel.errors import GemelError
+from gemel.models import build_model
+from gemel.workload import Workload, load_workload
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Analysis",
+    "GemelError",
+    "Workload",
+    "analyze",
+    "analyze_models",
+    "build_model",
+    "load_workload",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from gemel.cli import main
+
+sys.exit(main())
