@@ -1,0 +1,160 @@
+"""The real executor: copies block bytes into the device arena and runs real forward passes.
+
+Model parameters and buffers are re-pointed at typed views into the arena once per block load
+(no model object is copied per swap, no re-binding per call), so every forward is a plain
+``model(x)``. On CUDA, copies run on a side stream and a model waits only for its own blocks,
+so a prefetch overlaps the current model's compute; on CPU the same code copies synchronously.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gemel.edge.blocks import Block, LoadPlan
+from gemel.edge.store import DeviceArena, HostStore
+from gemel.merge.bundle import BundleManifest, block_views, weights_path
+
+Prepare = Callable[[str, list[int]], tuple[torch.Tensor | None, list[int]]]
+"""``(query, frames) -> (input batch, the frames it holds)``: unreadable frames are left out"""
+Predict = Callable[[str, Any], list[Any]]
+"""``(query, model output) -> one prediction per input``"""
+
+
+def manifest_blocks(manifest: BundleManifest) -> list[Block]:
+    """The bundle's blocks as the block manager sees them."""
+    return [Block(b.name, b.nbytes, frozenset(b.queries)) for b in manifest.blocks]
+
+
+class TorchExecutor:
+    """Runs a bundle's models on tensors that live in one device arena."""
+
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        manifest: BundleManifest,
+        models: Mapping[str, nn.Module],
+        *,
+        device: str | torch.device,
+        arena_bytes: int,
+        prepare: Prepare,
+        predict: Predict,
+    ) -> None:
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.manifest = manifest
+        self.models = dict(models)
+        self.prepare = prepare
+        self.predict = predict
+        self.entries = {b.name: b for b in manifest.blocks}
+        self.host = HostStore(weights_path(bundle_dir, manifest), pin=self.cuda)
+        self.arena = DeviceArena(arena_bytes, self.device)
+        self._slots = self._collect_slots()
+        self._detach()
+        self.copied_bytes = 0
+        self._swap_s = 0.0
+        self._events: list[tuple[Any, Any]] = []
+        self._ready: dict[str, Any] = {}
+        self.copy_stream = torch.cuda.Stream(self.device) if self.cuda else None
+
+    # -- binding ----------------------------------------------------------------------------
+    def _collect_slots(self) -> dict[str, list[tuple[dict, str]]]:
+        """tensor id -> the ``(module._parameters or _buffers, name)`` slots that hold it."""
+        slots: dict[str, list[tuple[dict, str]]] = {}
+        for q, entry in self.manifest.queries.items():
+            model = self.models[q]
+            for table, kind in ((entry.params, "_parameters"), (entry.buffers, "_buffers")):
+                for name, tid in table.items():
+                    path, _, attr = name.rpartition(".")
+                    owner = getattr(model.get_submodule(path), kind)
+                    slots.setdefault(tid, []).append((owner, attr))
+        return slots
+
+    def _detach(self) -> None:
+        """Drop the models' own copies of the weights and move what else they hold to the
+        device; real values arrive with the first load of each block."""
+        for slots in self._slots.values():
+            for table, attr in slots:
+                t = table[attr]
+                empty = torch.empty(0, dtype=t.dtype, device=self.device)
+                if isinstance(t, nn.Parameter):
+                    t.data = empty
+                else:
+                    table[attr] = empty
+        for model in self.models.values():
+            model.to(self.device)
+
+    def _bind(self, block_id: str) -> None:
+        entry = self.entries[block_id]
+        for tid, view in block_views(self.manifest, entry, self.arena.view(block_id)).items():
+            for table, attr in self._slots.get(tid, []):
+                t = table[attr]
+                if isinstance(t, nn.Parameter):
+                    t.data = view
+                else:
+                    table[attr] = view
+
+    # -- the executor interface -------------------------------------------------------------
+    @property
+    def swap_s(self) -> float:
+        if self.cuda and self._events:
+            torch.cuda.synchronize(self.device)
+            self._swap_s += sum(a.elapsed_time(b) / 1000 for a, b in self._events)
+            self._events.clear()
+        return self._swap_s
+
+    def apply(self, plan: LoadPlan, *, background: bool = False) -> None:
+        for b in plan.evict:
+            self.arena.free(b.id)
+            self._ready.pop(b.id, None)
+        for b in plan.load:
+            entry = self.entries[b.id]
+            if self.arena.alloc(b.id, entry.nbytes) is None:
+                if self.cuda:
+                    torch.cuda.synchronize(self.device)
+                for moved in self.arena.compact():
+                    self._bind(moved)
+                if self.arena.alloc(b.id, entry.nbytes) is None:
+                    raise AssertionError(f"arena of {self.arena.nbytes} bytes cannot hold {b.id}")
+            self._copy(b.id, self.host.range(entry.offset, entry.nbytes))
+            self._bind(b.id)
+            self.copied_bytes += entry.nbytes
+        if self.cuda and plan.load and not background:
+            self.copy_stream.synchronize()
+
+    def _copy(self, block_id: str, src: torch.Tensor) -> None:
+        dst = self.arena.view(block_id)
+        if not self.cuda:
+            t0 = time.perf_counter()
+            dst.copy_(src)
+            self._swap_s += time.perf_counter() - t0
+            return
+        stream = self.copy_stream
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(stream):
+            start.record(stream)
+            dst.copy_(src, non_blocking=True)
+            end.record(stream)
+        self._events.append((start, end))
+        self._ready[block_id] = end
+
+    def run(self, query: str, frames: list[int]) -> list[tuple[int, Any]]:
+        x, kept = self.prepare(query, frames)
+        if x is None or not kept:
+            return []
+        if self.cuda:
+            current = torch.cuda.current_stream(self.device)
+            for b in self.manifest.blocks_of(query):
+                ev = self._ready.get(b.name)
+                if ev is not None:
+                    current.wait_event(ev)
+        with torch.inference_mode():
+            out = self.models[query](x.to(self.device, non_blocking=True))
+            preds = self.predict(query, out)
+        return list(zip(kept, preds, strict=True))

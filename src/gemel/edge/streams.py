@@ -1,0 +1,68 @@
+"""Frame arrival and selection for one query's stream.
+
+Frame ``i`` arrives at ``i / fps`` seconds after the stream starts. Frames older than the SLA
+are stale and skipped; a turn takes the newest pending frames. A stream keeps indices only,
+so its queue is bounded by construction; frame pixels come from the executor's source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Stream:
+    """Arrivals of one query's frames; ``delivered`` says how many frames the source has
+    produced so far and whether it has finished (a source that ends early or lags behind
+    delivers fewer)."""
+
+    query: str
+    fps: float
+    sla_s: float
+    frames_total: int
+    delivered: Callable[[], tuple[int, bool]] | None = None
+    last_taken: int = -1
+    taken: int = 0
+
+    def arrived(self, now: float) -> int:
+        """How many frames have arrived by ``now``."""
+        if now < 0:
+            return 0
+        n = min(self.frames_total, math.floor(now * self.fps + 1e-9) + 1)
+        if self.delivered is not None:
+            n = min(n, self.delivered()[0])
+        return n
+
+    def _first_fresh(self, now: float) -> int:
+        return max(self.last_taken + 1, math.ceil((now - self.sla_s) * self.fps - 1e-9))
+
+    def has_work(self, now: float) -> bool:
+        return self._first_fresh(now) < self.arrived(now)
+
+    def take(self, now: float, batch: int) -> list[int]:
+        """The newest ``batch`` fresh frames not taken yet (oldest first)."""
+        hi = self.arrived(now)
+        lo = max(self._first_fresh(now), hi - batch)
+        frames = list(range(lo, hi))
+        if frames:
+            self.last_taken = frames[-1]
+            self.taken += len(frames)
+        return frames
+
+    def next_arrival(self, now: float) -> float:
+        """When the next frame arrives (``inf`` once the stream has no more frames)."""
+        nxt = self.arrived(now)
+        if nxt >= self.frames_total:
+            return math.inf
+        if self.delivered is not None:
+            count, done = self.delivered()
+            if done and nxt >= count:
+                return math.inf
+            if nxt >= count and nxt / self.fps <= now:
+                return now + 0.5 / self.fps  # the source lags: look again shortly
+        return nxt / self.fps
+
+    def ended(self, now: float) -> bool:
+        return self.next_arrival(now) == math.inf and not self.has_work(now)
