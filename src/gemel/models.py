@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import importlib
 import inspect
+import pickle
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -31,6 +32,12 @@ def torchvision_archs() -> frozenset[str]:
     return frozenset(torchvision.models.list_models())
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception's message as one line (its type name if it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _builder(spec: ModelSpec, where: str) -> Callable[..., nn.Module]:
     if spec.arch is not None:
         if spec.arch not in torchvision_archs():
@@ -45,9 +52,9 @@ def _builder(spec: ModelSpec, where: str) -> Callable[..., nn.Module]:
     mod_name, fn_name = str(spec.factory).split(":")
     try:
         module = importlib.import_module(mod_name)
-    except ImportError as e:
+    except Exception as e:  # ImportError, or any error raised while importing the user's module
         raise GemelError(
-            f"{where}: field 'model.factory': cannot import {mod_name!r}: {e}"
+            f"{where}: field 'model.factory': cannot import {mod_name!r}: {_first_line(e)}"
         ) from None
     fn = getattr(module, fn_name, None)
     if not callable(fn):
@@ -74,17 +81,24 @@ def read_state_dict(path: Path, where: str) -> dict[str, torch.Tensor]:
     """Load a checkpoint file as a flat ``{name: tensor}`` dict."""
     if not path.is_file():
         raise GemelError(f"{where}: field 'model.checkpoint': file not found: {path}")
+    safetensors = path.suffix == ".safetensors"
     try:
-        if path.suffix == ".safetensors":
+        if safetensors:
             from safetensors.torch import load_file
 
             sd = load_file(str(path))
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # any unreadable file is the user's to fix
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except OSError as e:
         raise GemelError(
-            f"{where}: field 'model.checkpoint': cannot read {path}: {reason}"
+            f"{where}: field 'model.checkpoint': cannot read {path}: {e.strerror or e}"
+        ) from None
+    except Exception as e:  # a damaged or foreign file is the user's to fix
+        kind = "a safetensors file" if safetensors else "a file of tensors written by torch.save"
+        # the unpickler's own message is a long lecture on weights_only: leave it out
+        detail = "" if isinstance(e, pickle.UnpicklingError) else f" ({_first_line(e)})"
+        raise GemelError(
+            f"{where}: field 'model.checkpoint': cannot read {path}: not {kind}{detail}"
         ) from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
@@ -137,10 +151,14 @@ def build_model(
         raise
     except Exception as e:
         raise GemelError(
-            f"{where}: cannot build {spec.label!r} with {kwargs}: {type(e).__name__}: {e}"
+            f"{where}: field 'model': cannot build {spec.label!r} with {kwargs}: "
+            f"{type(e).__name__}: {_first_line(e)}"
         ) from None
     if not isinstance(model, nn.Module):
-        raise GemelError(f"{where}: {spec.label!r} returned {type(model).__name__}, not nn.Module")
+        raise GemelError(
+            f"{where}: field 'model.factory': {spec.label!r} returned "
+            f"{type(model).__name__}, not an nn.Module"
+        )
     if load_checkpoint and spec.checkpoint is not None:
         sd = read_state_dict(Path(spec.checkpoint), where)
         _check_fit(model, sd, Path(spec.checkpoint), where)

@@ -190,10 +190,12 @@ class Workload(_Strict):
         seen: set[str] = set()
         for q in self.queries:
             if q.name in seen:
-                raise ValueError(f"duplicate query name {q.name!r}")
+                raise ValueError(f"query {q.name!r}: field 'name': duplicate query name")
             seen.add(q.name)
             if q.source is not None and q.source not in self.sources:
-                raise ValueError(f"query {q.name!r}: source {q.source!r} is not in 'sources'")
+                raise ValueError(
+                    f"query {q.name!r}: field 'source': {q.source!r} is not in 'sources'"
+                )
         return self
 
     def query(self, name: str) -> QuerySpec:
@@ -305,7 +307,7 @@ def load_workload(path: str | Path) -> Workload:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
+        where = f"{path}: line {mark.line + 1}" if mark is not None else str(path)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise GemelError(f"{path}:{line}: YAML syntax error: {problem}") from None
+        raise GemelError(f"{where}: YAML syntax error: {problem}") from None
     return workload_from_dict(data, path)

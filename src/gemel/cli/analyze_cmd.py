@@ -9,6 +9,7 @@ from rich.console import Console
 
 from gemel.analyze import analyze
 from gemel.analyze.report import analysis_tables
+from gemel.errors import GemelError
 from gemel.io import write_json_atomic
 from gemel.workload import load_workload
 
@@ -23,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json is not None and args.json.is_dir():
+        raise GemelError(f"{args.json}: is a folder; --json needs a file path")
     analysis = analyze(load_workload(args.workload))
     Console().print(analysis_tables(analysis, top=args.top, groups=args.groups))
     if args.json:
