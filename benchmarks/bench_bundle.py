@@ -6,14 +6,15 @@ The merged bundle shares every shareable layer (the max merge), so it holds one 
 shared weights; the baseline writes and reads each model's full state dict. An unmerged bundle
 of the same models separates the format's own cost from the bytes merging saves. Loading is
 timed twice for the baseline: the state dicts alone, and models ready to run (build +
-load_state_dict), which is what ``load_bundle`` returns (it also checks every sha256). One run
-each; the files are in the page cache.
+load_state_dict), which is what ``load_bundle`` returns (it also checks every sha256). Each
+figure is the median of 3 calls in one run; the files are in the page cache.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,11 +26,17 @@ from gemel.merge import MergeConfig, apply_merge, load_bundle, save_bundle
 from gemel.models import build_model
 from gemel.workload import workload_from_dict
 
+REPEAT = 3
+
 
 def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+    """``(result, median seconds of REPEAT calls)``."""
+    times = []
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return out, statistics.median(times)
 
 
 def main() -> None:

@@ -271,7 +271,7 @@ def save_bundle(
             nbytes = t.numel() * t.element_size()
             layout.append((key, pos, nbytes))
             pos = _align(pos + nbytes)
-        buf = torch.zeros(pos, dtype=torch.uint8)
+        buf = torch.empty(pos, dtype=torch.uint8)
         names = []
         for key, off, nbytes in layout:
             tid = f"t{len(ids):0{width}d}"
@@ -280,8 +280,9 @@ def save_bundle(
             t = tensors[key].value
             raw = _tensor_bytes(t)
             buf[off : off + nbytes] = raw
+            buf[off + nbytes : _align(off + nbytes)] = 0  # padding
             sha = hashlib.sha256(raw.numpy()).hexdigest()
-            digest.update(sha.encode())
+            digest.update(f"{b}:{users}:{off}:{t.dtype}:{list(t.shape)}:{sha};".encode())
             entries[tid] = TensorEntry(
                 dtype=str(t.dtype).removeprefix("torch."),
                 shape=tuple(t.shape),
