@@ -11,6 +11,7 @@ from gemel.analyze import analyze_models
 from gemel.merge.bundle import save_bundle
 from gemel.merge.config import MergeConfig
 from gemel.merge.tying import apply_merge
+from gemel.models import build_model
 from gemel.workload import Workload, workload_from_dict
 
 
@@ -39,15 +40,15 @@ def tiny_workload(names: list[str], **extra) -> Workload:
     return workload_from_dict(data)
 
 
-def tiny_models(names: list[str], seed: int = 0) -> dict[str, nn.Module]:
+def tiny_models(wl: Workload, seed: int = 0) -> dict[str, nn.Module]:
     torch.manual_seed(seed)
-    return {n: tiny().eval() for n in names}
+    return {q.name: build_model(q.model) for q in wl.queries}
 
 
 def tiny_bundle(out: Path, names: list[str], *, merged: bool, workload: Workload | None = None):
     """Save a bundle of tiny models; ``merged`` shares every shareable layer."""
     wl = workload or tiny_workload(names)
-    models = tiny_models(names)
+    models = tiny_models(wl)
     config = MergeConfig()
     if merged:
         config = MergeConfig.from_instances(analyze_models(models).instances)

@@ -9,8 +9,8 @@ from gemel.edge.accuracy import FrameResult, answer_sources, stream_accuracy
 TRUTH = [0, 1, 1, 0, 1, 0, 0, 1, 1, 1]
 
 
-def score(pred: int, j: int) -> float:
-    return float(pred == TRUTH[j])
+def score(preds: list[int], frames: list[int]) -> list[float]:
+    return [float(p == TRUTH[j]) for p, j in zip(preds, frames, strict=True)]
 
 
 def test_no_results_means_every_frame_wrong() -> None:

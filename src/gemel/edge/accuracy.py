@@ -67,11 +67,14 @@ def stream_accuracy(
     fps: float,
     sla_s: float,
     results: Sequence[FrameResult],
-    score: Callable[[Any, int], float],
+    score: Callable[[list[Any], list[int]], Sequence[float]],
 ) -> StreamScore:
-    """Score one stream: ``score(prediction, j)`` rates a prediction against frame ``j``'s truth."""
+    """Score one stream. ``score(predictions, frames)`` rates each prediction against the
+    ground truth of the frame at the same position (one call for the whole stream)."""
     answers = answer_sources(frames_total, fps, sla_s, results)
-    total = sum(score(a.prediction, j) for j, a in enumerate(answers) if a is not None)
+    frames = [j for j, a in enumerate(answers) if a is not None]
+    preds = [answers[j].prediction for j in frames]  # type: ignore[union-attr]
+    total = float(sum(score(preds, frames))) if frames else 0.0
     processed = {
         r.frame
         for r in results

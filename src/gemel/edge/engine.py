@@ -32,18 +32,25 @@ class Clock(Protocol):
 
 
 class WallClock:
-    """Seconds since construction, on the monotonic performance counter."""
+    """Seconds since construction, on the monotonic performance counter.
 
-    def __init__(self) -> None:
+    Waiting sleeps until ``spin_s`` before the deadline and then yields in a loop: a plain
+    sleep can wake milliseconds late on a busy machine, which would delay every frame.
+    """
+
+    def __init__(self, spin_s: float = 0.002) -> None:
         self._t0 = time.perf_counter()
+        self.spin_s = spin_s
 
     def now(self) -> float:
         return time.perf_counter() - self._t0
 
     def wait_until(self, t: float) -> None:
         delay = t - self.now()
-        if delay > 0:
-            time.sleep(delay)
+        if delay > self.spin_s:
+            time.sleep(delay - self.spin_s)
+        while self.now() < t:
+            time.sleep(0)
 
 
 class VirtualClock:
@@ -92,6 +99,9 @@ class EngineResult:
     swap_s: float
     peak_bytes: int
     sched_overhead_s: list[float] = field(default_factory=list)
+    """per batch: wall time of the scheduler and the block manager"""
+    turn_overhead_s: list[float] = field(default_factory=list)
+    """per batch: wall time of the turn outside foreground copies and the model run"""
 
     @property
     def turns(self) -> int:
@@ -155,6 +165,7 @@ class EdgeEngine:
         results: dict[str, list[FrameResult]] = {q: [] for q in self.streams}
         batches = dict.fromkeys(self.streams, 0)
         overhead: list[float] = []
+        turn_overhead: list[float] = []
         seen: set[str] = set()
         swaps = swap_bytes = 0
         self.plan_batches()
@@ -183,11 +194,14 @@ class EdgeEngine:
                     swaps += 1
                     swap_bytes += b.nbytes
                 seen.add(b.id)
+            w0 = time.perf_counter()
             t0 = clock.now()
             self.executor.apply(plan)
             t1 = clock.now()
+            w1 = time.perf_counter()
             if plan.load and self.learn:
                 self.cost.observe_load(plan.load_bytes, t1 - t0)
+            w_pre = 0.0
             if self.prefetch:
                 t_pre = time.perf_counter()
                 nq = next((n for n in future if n != q), None)
@@ -199,15 +213,22 @@ class EdgeEngine:
                             swaps += 1
                             swap_bytes += b.nbytes
                         seen.add(b.id)
+                    w = time.perf_counter()
                     self.executor.apply(pre, background=True)
+                    w_pre = time.perf_counter() - w
             t2 = clock.now()
+            w2 = time.perf_counter()
             answers = self.executor.run(q, frames)
             t3 = clock.now()
-            if self.learn and frames:
-                self.cost.observe_run(q, len(frames), t3 - t2)
+            w3 = time.perf_counter()
             bm.release(q)
             batches[q] += 1
             results[q].extend(FrameResult(i, t3, pred) for i, pred in answers)
+            extra = (time.perf_counter() - t_sched) - (w1 - w0) - (w3 - w2) - w_pre
+            turn_overhead.append(extra)
+            if self.learn and frames:
+                self.cost.observe_run(q, len(frames), t3 - t2)
+                self.cost.observe_overhead(extra)
             if on_turn is not None:
                 on_turn(self, t3)
         return EngineResult(
@@ -223,4 +244,5 @@ class EdgeEngine:
             swap_s=self.executor.swap_s,
             peak_bytes=bm.peak_bytes,
             sched_overhead_s=overhead,
+            turn_overhead_s=turn_overhead,
         )

@@ -44,6 +44,10 @@ class CostModel:
         old = table.get(batch)
         table[batch] = seconds if old is None else old + self.smoothing * (seconds - old)
 
+    def observe_overhead(self, seconds: float) -> None:
+        """Time of a turn spent outside copies and the model (bookkeeping, frames, results)."""
+        self.turn_overhead_s += self.smoothing * (seconds - self.turn_overhead_s)
+
     def observe_load(self, nbytes: int, seconds: float) -> None:
         if nbytes > 0 and seconds > 0:
             old = self.load_bytes_per_s

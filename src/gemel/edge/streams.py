@@ -8,21 +8,17 @@ so its queue is bounded by construction; frame pixels come from the executor's s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 
 @dataclass
 class Stream:
-    """Arrivals of one query's frames; ``delivered`` says how many frames the source has
-    produced so far and whether it has finished (a source that ends early or lags behind
-    delivers fewer)."""
+    """Arrivals of one query's frames (a source that ends early simply has fewer)."""
 
     query: str
     fps: float
     sla_s: float
     frames_total: int
-    delivered: Callable[[], tuple[int, bool]] | None = None
     last_taken: int = -1
     taken: int = 0
 
@@ -30,10 +26,7 @@ class Stream:
         """How many frames have arrived by ``now``."""
         if now < 0:
             return 0
-        n = min(self.frames_total, math.floor(now * self.fps + 1e-9) + 1)
-        if self.delivered is not None:
-            n = min(n, self.delivered()[0])
-        return n
+        return min(self.frames_total, math.floor(now * self.fps + 1e-9) + 1)
 
     def _first_fresh(self, now: float) -> int:
         return max(self.last_taken + 1, math.ceil((now - self.sla_s) * self.fps - 1e-9))
@@ -56,12 +49,6 @@ class Stream:
         nxt = self.arrived(now)
         if nxt >= self.frames_total:
             return math.inf
-        if self.delivered is not None:
-            count, done = self.delivered()
-            if done and nxt >= count:
-                return math.inf
-            if nxt >= count and nxt / self.fps <= now:
-                return now + 0.5 / self.fps  # the source lags: look again shortly
         return nxt / self.fps
 
     def ended(self, now: float) -> bool:
