@@ -247,13 +247,32 @@ def test_relative_checkpoint_is_found_beside_the_workload(tmp_path, write_worklo
     )
 
 
-def test_unreadable_checkpoint_file(tmp_path, factories, write_workload, gemel_cli):
-    if os.geteuid() == 0:
-        pytest.skip("file permissions do not bind root")
+def test_unreadable_checkpoint_file(tmp_path, factories, write_workload, gemel_cli, monkeypatch):
     ckpt = tmp_path / "locked.pt"
     torch.save(_tiny_state_dict(), ckpt)
-    ckpt.chmod(0)
+    if os.geteuid() == 0:  # permissions do not bind root: refuse the read the way the OS would
+
+        def denied(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(torch, "load", denied)
+    else:
+        ckpt.chmod(0)
     path = write_workload(_workload({"factory": f"{FACTORY_MODULE}:tiny", "checkpoint": str(ckpt)}))
     _assert_error(
-        gemel_cli("analyze", path), "query 'cam1'", "field 'model.checkpoint'", "cannot read"
+        gemel_cli("analyze", path),
+        "query 'cam1'",
+        "field 'model.checkpoint'",
+        f"cannot read {ckpt}: Permission denied",
     )
+
+
+@pytest.mark.gpu
+def test_checkpoint_model_lands_on_the_requested_device(tmp_path, factories):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    path = tmp_path / "ckpt.pt"
+    torch.save(_tiny_state_dict(dtype=torch.float16), path)
+    model = build_model(ModelSpec(factory=f"{FACTORY_MODULE}:tiny", checkpoint=path), device="cuda")
+    assert all(t.device.type == "cuda" for t in model.state_dict().values())
+    assert model[0].weight.dtype == torch.float16
