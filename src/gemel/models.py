@@ -163,4 +163,6 @@ def build_model(
         sd = read_state_dict(Path(spec.checkpoint), where)
         _check_fit(model, sd, Path(spec.checkpoint), where)
         model.load_state_dict(sd, strict=True, assign=True)
+        if device is not None and torch.device(device).type != "meta":
+            model.to(device)  # the checkpoint's tensors were read onto the CPU
     return model.eval()
