@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from gemel.io import write_json_atomic
-from gemel.merge.bundle import read_manifest
 from gemel.merge.bundle_tables import inspect_tables
+from gemel.merge.manifest import read_manifest
 from gemel.merge.memory import bundle_memory, shared_layers
 
 

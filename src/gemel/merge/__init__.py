@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from gemel.merge.bundle import (
+from gemel.merge.bundle import block_views, load_bundle, read_tensors, save_bundle, weights_path
+from gemel.merge.config import MergeConfig, SharedLayer
+from gemel.merge.manifest import (
     ALIGN,
     FORMAT_VERSION,
     BlockEntry,
     BundleManifest,
     QueryEntry,
     TensorEntry,
-    block_views,
-    load_bundle,
     read_manifest,
-    read_tensors,
-    save_bundle,
-    weights_path,
 )
-from gemel.merge.config import MergeConfig, SharedLayer
 from gemel.merge.tying import Snapshot, apply_merge, shared_locations, untie
 
 __all__ = [

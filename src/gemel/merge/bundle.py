@@ -1,14 +1,12 @@
 """The bundle: a merged workload on disk, each distinct tensor stored once, block by block.
 
-A bundle folder holds ``manifest.json`` and one ``weights-<digest>.safetensors`` file. Every
-tensor (parameter or buffer) used by the models belongs to the block of the set of queries that
-use it: one private block per query and one per distinct set of queries sharing anything. The
-weights file holds one ``uint8`` entry per block (named ``b00000``, ``b00001``...), so each block
-is ONE contiguous byte range of the file; inside a block, tensors start at multiples of
-:data:`ALIGN` bytes from the block's start, whatever their dtypes. The manifest says, per block,
-its queries, absolute byte offset and length; per tensor its dtype, shape, block, byte range and
-sha256; per query its model spec, task, input size, normalisation and which tensor each
-parameter and buffer uses; plus the merge configuration and a free ``extra`` dict.
+A bundle folder holds ``manifest.json`` (:mod:`gemel.merge.manifest`) and one
+``weights-<digest>.safetensors`` file. Every tensor (parameter or buffer) used by the models
+belongs to the block of the set of queries that use it: one private block per query and one per
+distinct set of queries sharing anything. The weights file holds one ``uint8`` entry per block
+(named ``b00000``, ``b00001``...), so each block is ONE contiguous byte range of the file; inside
+a block, tensors start at multiples of :data:`ALIGN` bytes from the block's start, whatever
+their dtypes. The layout is checked against the written safetensors header on every save.
 
 Saving is atomic: the weights go to a new file first, then ``manifest.json`` is replaced (the
 commit point), then weights files the manifest no longer names are removed. A crash at any
@@ -22,95 +20,45 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors.torch import save_file
 from torch import nn
 
 from gemel.errors import GemelError
 from gemel.io import atomic_path, write_json_atomic
 from gemel.merge.config import MergeConfig
+from gemel.merge.manifest import (
+    ALIGN,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    BlockEntry,
+    BundleManifest,
+    QueryEntry,
+    TensorEntry,
+    dtype_of,
+    read_manifest,
+)
 from gemel.models import build_model
-from gemel.workload import ModelSpec, Normalization, TaskSpec, Workload
+from gemel.workload import ModelSpec, Workload
 
-FORMAT = "gemel-bundle"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-ALIGN = 64
-"""Byte alignment of every tensor inside its block (relative to the block's start)."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TensorEntry(_Frozen):
-    """One distinct tensor: where it lies in the weights file and what it holds."""
-
-    dtype: str
-    shape: tuple[int, ...]
-    block: int
-    offset: int
-    """absolute byte offset in the weights file"""
-    block_offset: int
-    """byte offset from the start of its block"""
-    nbytes: int
-    sha256: str
-
-
-class BlockEntry(_Frozen):
-    """The tensors used by exactly one set of queries: one contiguous byte range."""
-
-    id: int
-    name: str
-    """the block's entry in the safetensors file"""
-    queries: tuple[str, ...]
-    offset: int
-    """absolute byte offset in the weights file"""
-    nbytes: int
-    tensors: tuple[str, ...]
-    sha256: str
-    """digest of the block's contents (its tensors' digests and layout)"""
-
-
-class QueryEntry(_Frozen):
-    """What is needed to rebuild, run and score one query's model."""
-
-    model: ModelSpec
-    task: TaskSpec | None
-    source: str | None
-    input_size: tuple[int, int] | None
-    normalization: Normalization
-    target: float
-    fps: float
-    sla_ms: float
-    blocks: tuple[int, ...]
-    params: dict[str, str]
-    """parameter name -> tensor id"""
-    buffers: dict[str, str]
-    """buffer name -> tensor id"""
-
-
-class BundleManifest(_Frozen):
-    """``manifest.json`` of a bundle."""
-
-    format: Literal["gemel-bundle"] = FORMAT
-    version: int = FORMAT_VERSION
-    workload: str
-    weights: str
-    """file name of the weights file, in the bundle folder"""
-    weights_nbytes: int
-    queries: dict[str, QueryEntry]
-    tensors: dict[str, TensorEntry]
-    blocks: tuple[BlockEntry, ...]
-    merge: MergeConfig
-    extra: dict[str, Any] = {}
-
-    def blocks_of(self, query: str) -> list[BlockEntry]:
-        """The blocks ``query`` needs resident to run."""
-        return [self.blocks[i] for i in self.queries[query].blocks]
+__all__ = [
+    "ALIGN",
+    "FORMAT_VERSION",
+    "BlockEntry",
+    "BundleManifest",
+    "QueryEntry",
+    "TensorEntry",
+    "block_views",
+    "load_bundle",
+    "read_header",
+    "read_manifest",
+    "read_tensors",
+    "save_bundle",
+    "weights_path",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,84 +320,6 @@ def _referenced_weights(bundle_dir: Path) -> str | None:
 # reading
 
 
-def read_manifest(bundle_dir: str | Path) -> BundleManifest:
-    """The manifest of the bundle in ``bundle_dir``, checked for consistency."""
-    bundle_dir = Path(bundle_dir)
-    path = bundle_dir / MANIFEST_NAME
-    if not bundle_dir.is_dir():
-        raise GemelError(f"{bundle_dir}: bundle folder not found")
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GemelError(f"{bundle_dir}: not a bundle: {MANIFEST_NAME} is missing") from None
-    except (ValueError, UnicodeDecodeError):
-        raise GemelError(f"{path}: corrupted manifest: not valid JSON") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise GemelError(f"{path}: not a gemel bundle manifest (no format {FORMAT!r})")
-    version = data.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise GemelError(f"{path}: corrupted manifest: bad format version {version!r}")
-    if version > FORMAT_VERSION:
-        raise GemelError(
-            f"{path}: bundle format version {version} is newer than this gemel reads "
-            f"(up to {FORMAT_VERSION}); upgrade gemel"
-        )
-    try:
-        manifest = BundleManifest.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise GemelError(f"{path}: invalid manifest: field '{loc}': {err['msg']}") from None
-    _check_manifest(manifest, path)
-    return manifest
-
-
-def _check_manifest(m: BundleManifest, path: Path) -> None:
-    for q, entry in m.queries.items():
-        for kind, table in (("parameter", entry.params), ("buffer", entry.buffers)):
-            for name, tid in table.items():
-                if tid not in m.tensors:
-                    raise GemelError(
-                        f"{path}: query {q!r} {kind} {name!r} uses tensor {tid!r}, "
-                        "which the manifest does not list"
-                    )
-    for i, b in enumerate(m.blocks):
-        if b.id != i:
-            raise GemelError(f"{path}: corrupted manifest: block {b.name} has id {b.id}, not {i}")
-        for tid in b.tensors:
-            e = m.tensors.get(tid)
-            if e is None:
-                raise GemelError(
-                    f"{path}: block {b.name} names tensor {tid!r}, which is not listed"
-                )
-            if (
-                e.block != i
-                or e.offset != b.offset + e.block_offset
-                or e.block_offset + e.nbytes > b.nbytes
-            ):
-                raise GemelError(f"{path}: tensor {tid!r} does not lie inside its block {b.name}")
-    listed = {tid for b in m.blocks for tid in b.tensors}
-    for tid in m.tensors:
-        if tid not in listed:
-            raise GemelError(f"{path}: tensor {tid!r} is in no block")
-
-
-def _users(m: BundleManifest, tid: str) -> str:
-    for q, entry in m.queries.items():
-        for kind, table in (("parameter", entry.params), ("buffer", entry.buffers)):
-            for name, t in table.items():
-                if t == tid:
-                    return f"query {q!r} {kind} {name!r}"
-    return "unused"
-
-
-def _dtype(name: str) -> torch.dtype:
-    dt = getattr(torch, name, None)
-    if not isinstance(dt, torch.dtype):
-        raise GemelError(f"corrupted manifest: unknown dtype {name!r}")
-    return dt
-
-
 def weights_path(bundle_dir: str | Path, manifest: BundleManifest) -> Path:
     """The weights file of a bundle, checked to hold every block where the manifest says."""
     path = Path(bundle_dir) / manifest.weights
@@ -483,7 +353,7 @@ def read_tensors(
     out: dict[str, torch.Tensor] = {}
     with open(path, "rb") as f:
         for tid, e in sorted(manifest.tensors.items(), key=lambda kv: kv[1].offset):
-            t = torch.empty(e.shape, dtype=_dtype(e.dtype))
+            t = torch.empty(e.shape, dtype=dtype_of(e.dtype))
             if t.numel() * t.element_size() != e.nbytes:
                 raise GemelError(f"{path}: corrupted manifest: tensor {tid!r} size mismatch")
             raw = t.reshape(-1).view(torch.uint8).numpy()
@@ -492,7 +362,8 @@ def read_tensors(
                 raise GemelError(f"{path}: truncated weights file: tensor {tid!r} is cut short")
             if verify and hashlib.sha256(raw).hexdigest() != e.sha256:
                 raise GemelError(
-                    f"{path}: sha256 mismatch for tensor {tid!r} ({_users(manifest, tid)}): "
+                    f"{path}: sha256 mismatch for tensor {tid!r} "
+                    f"(used by {', '.join(manifest.users_of(tid)) or 'nothing'}): "
                     "the weights file is corrupted"
                 )
             out[tid] = t.to(device)
@@ -514,7 +385,7 @@ def block_views(
     for tid in b.tensors:
         e = manifest.tensors[tid]
         raw = buffer[e.block_offset : e.block_offset + e.nbytes]
-        views[tid] = raw.view(_dtype(e.dtype)).view(e.shape)
+        views[tid] = raw.view(dtype_of(e.dtype)).view(e.shape)
     return views
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Group as RichGroup
 from rich.table import Table
 
-from gemel.merge.bundle import BundleManifest
 from gemel.merge.diff import BundleDiff
+from gemel.merge.manifest import BundleManifest
 from gemel.merge.memory import BundleMemory, SharedTensors
 from gemel.units import format_bytes
 

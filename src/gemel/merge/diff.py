@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gemel.merge.bundle import BundleManifest, read_manifest
+from gemel.merge.manifest import BundleManifest, read_manifest
 
 BlockStatus = Literal["same", "moved", "changed", "new", "removed"]
 """``same``: A holds a block of these queries with these contents; ``moved``: A holds these
@@ -100,15 +100,6 @@ class BundleDiff:
         }
 
 
-def _users(m: BundleManifest) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {tid: [] for tid in m.tensors}
-    for q, entry in m.queries.items():
-        for table in (entry.params, entry.buffers):
-            for name, tid in table.items():
-                out[tid].append(f"{q}:{name}")
-    return out
-
-
 def diff_manifests(a: BundleManifest, b: BundleManifest, *, a_label="A", b_label="B") -> BundleDiff:
     """Compare two manifests by content."""
     a_digests = {blk.sha256 for blk in a.blocks}
@@ -129,10 +120,10 @@ def diff_manifests(a: BundleManifest, b: BundleManifest, *, a_label="A", b_label
             blocks.append(BlockChange(blk.name, blk.queries, blk.nbytes, "removed"))
 
     a_shas = {e.sha256 for e in a.tensors.values()}
-    a_locations = {u for users in _users(a).values() for u in users}
+    a_locations = {u for tid in a.tensors for u in a.users_of(tid)}
     tensors = []
-    for tid, users in _users(b).items():
-        e = b.tensors[tid]
+    for tid, e in b.tensors.items():
+        users = b.users_of(tid)
         if e.sha256 in a_shas:
             continue
         status = "changed" if users and users[0] in a_locations else "new"

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from gemel.merge.bundle import BundleManifest, read_manifest
+from gemel.merge.manifest import BundleManifest, read_manifest
 
 Use = tuple[str, str, str, object, int]
 """``(query, kind, name, tensor key, nbytes)``, kind ``"param"`` or ``"buffer"``"""
