@@ -261,8 +261,15 @@ def test_several_problems_report_the_first_and_count_the_rest(write_workload, ge
         ("name: w\nqueries:\n  - name: cam1\n    model: {arch: resnet18\n  - name: x\n", 5, ""),
         # a second value for a key on the same line
         ("name: w: x\nqueries: []\n", 1, "mapping values are not allowed"),
+        # a key given twice, which YAML itself would silently resolve to the last value
+        (
+            "name: w\nqueries:\n  - name: cam1\n    model: {arch: resnet18}\n"
+            "    model: {arch: vgg16}\n",
+            5,
+            "duplicate key 'model'",
+        ),
     ],
-    ids=["tab", "unclosed-brace", "mapping-value"],
+    ids=["tab", "unclosed-brace", "mapping-value", "duplicate-key"],
 )
 def test_yaml_syntax_error_names_the_line(text, line, phrase, write_workload, gemel_cli):
     path = write_workload(text)

@@ -294,6 +294,21 @@ def _resolve_paths(wl: Workload, base: Path) -> None:
                     object.__setattr__(src, attr, base / p)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_workload(path: str | Path) -> Workload:
     """Read and validate a workload YAML file."""
     path = Path(path)
@@ -304,7 +319,7 @@ def load_workload(path: str | Path) -> Workload:
     except (OSError, UnicodeDecodeError) as e:
         raise GemelError(f"{path}: cannot read workload file: {e}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}: line {mark.line + 1}" if mark is not None else str(path)
