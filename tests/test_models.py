@@ -175,6 +175,19 @@ def test_builder_that_refuses_its_kwargs(write_workload, gemel_cli):
     _assert_error(gemel_cli("analyze", path), str(path), "query 'cam1'", "field 'model'", "'depth'")
 
 
+@pytest.mark.parametrize("key", ["weights", "weights_backbone"])
+def test_pretrained_weights_are_refused(key, write_workload, gemel_cli):
+    spec = {"arch": "fasterrcnn_resnet50_fpn", "kwargs": {key: "DEFAULT"}}
+    path = write_workload(_workload(spec))
+    _assert_error(
+        gemel_cli("analyze", path),
+        str(path),
+        "query 'cam1'",
+        "field 'model.kwargs'",
+        f"{key!r} is not allowed",
+    )
+
+
 BAD_FACTORIES = {
     "module not found": ("gemel_no_such_module:tiny", "cannot import 'gemel_no_such_module'"),
     "module fails on import": ("gemel_test_broken:make", "broken on import"),

@@ -64,10 +64,18 @@ def _builder(spec: ModelSpec, where: str) -> Callable[..., nn.Module]:
     return fn
 
 
-def _call_kwargs(spec: ModelSpec, builder: Callable[..., nn.Module]) -> dict[str, object]:
+def _call_kwargs(
+    spec: ModelSpec, builder: Callable[..., nn.Module], where: str
+) -> dict[str, object]:
     kwargs: dict[str, object] = {}
     params = inspect.signature(builder).parameters
     if spec.arch is not None:
+        asked = sorted({"weights", "weights_backbone"} & set(spec.kwargs))
+        if asked:
+            raise GemelError(
+                f"{where}: field 'model.kwargs': {asked[0]!r} is not allowed: gemel never "
+                "downloads weights; give trained weights as 'checkpoint'"
+            )
         kwargs["weights"] = None
         if "weights_backbone" in params:
             kwargs["weights_backbone"] = None
@@ -143,7 +151,7 @@ def build_model(
     ``where`` prefixes error messages, e.g. ``"w.yaml: query 'cam1'"``.
     """
     builder = _builder(spec, where)
-    kwargs = _call_kwargs(spec, builder)
+    kwargs = _call_kwargs(spec, builder, where)
     try:
         with torch.device(device) if device is not None else contextlib.nullcontext():
             model = builder(**kwargs)
