@@ -67,3 +67,20 @@ def tie_all(models: dict[str, nn.Module], init: str = "first") -> MergeConfig:
     config = MergeConfig.from_instances(find_instances(models), init=init)
     apply_merge(models, config)
     return config
+
+
+class _Anchored(nn.Module):
+    """A model that keeps a plain tensor attribute (like a detector's anchors)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.body = small_convnet(num_classes)
+        self.offsets = [torch.linspace(-1.0, 1.0, num_classes)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.offsets[0]
+
+
+def anchored_net(num_classes: int = 3) -> nn.Module:
+    """small_convnet plus an output offset held outside parameters and buffers."""
+    return _Anchored(num_classes)

@@ -154,16 +154,21 @@ def test_blocks_are_contiguous_ranges_with_aligned_mixed_dtype_tensors(tmp_path)
             assert b.offset <= off and off + n <= b.offset + b.nbytes
     assert pos == (tmp_path / m.weights).stat().st_size
 
-    # reading one block as one byte range gives every tensor of it
+    # reading one block as one byte range, into an arena slice, gives every tensor of it
     raw = (tmp_path / m.weights).read_bytes()
     block = m.blocks[3]
-    buf = torch.frombuffer(
-        bytearray(raw[block.offset : block.offset + block.nbytes]), dtype=torch.uint8
+    arena = torch.zeros(2 * ALIGN + block.nbytes, dtype=torch.uint8)
+    buf = arena[ALIGN : ALIGN + block.nbytes]
+    buf.copy_(
+        torch.frombuffer(
+            bytearray(raw[block.offset : block.offset + block.nbytes]), dtype=torch.uint8
+        )
     )
     views = block_views(m, block, buf)
-    q, path = config.shared[0].members[0]
-    tid = m.queries[q].params[f"{path}.weight"]
-    assert torch.equal(views[tid], models[q].get_submodule(path).weight)
+    for q, path in [layer.members[0] for layer in config.shared]:
+        for name, p in models[q].get_submodule(path).named_parameters():
+            view = views[m.queries[q].params[f"{path}.{name}"]]
+            assert view.dtype == p.dtype and torch.equal(view, p)
 
     loaded = load_bundle(tmp_path)
     for q, model in models.items():
@@ -191,3 +196,43 @@ def test_manifest_describes_each_query(tmp_path):
     assert a["params"]["1.weight"] != data["queries"]["b"]["params"]["1.weight"]
     for tid, e in data["tensors"].items():
         assert len(e["sha256"]) == 64 and tid in data["blocks"][e["block"]]["tensors"]
+
+
+def test_models_with_plain_tensor_attributes_are_rebuilt_for_real(tmp_path):
+    wl = make_workload(("a", "anchored_net", 3), ("b", "anchored_net", 3))
+    models = build(wl)
+    config = tie_all(models)
+    save_bundle(tmp_path, models, workload=wl, config=config)
+    loaded = load_bundle(tmp_path)
+    assert loaded["a"].offsets[0].device.type == "cpu"
+    want, got = forward(models, 16), forward(loaded, 16)
+    for q in models:
+        assert torch.equal(got[q], want[q])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_load_onto_cuda_keeps_sharing_and_outputs(tmp_path):
+    wl = make_workload(("a", "small_convnet", 3), ("b", "small_convnet", 3))
+    models = build(wl)
+    config = tie_all(models)
+    save_bundle(tmp_path, models, workload=wl, config=config)
+    loaded = load_bundle(tmp_path, device="cuda")
+    assert loaded["a"][0].weight.is_cuda and loaded["a"][1].running_mean.is_cuda
+    assert loaded["a"][0].weight is loaded["b"][0].weight
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        for q in models:
+            assert torch.allclose(loaded[q](x.cuda()).cpu(), models[q](x), atol=1e-5)
+    m = read_manifest(tmp_path)
+    raw = (tmp_path / m.weights).read_bytes()
+    block = m.blocks[-1]
+    arena = torch.zeros(block.nbytes + ALIGN, dtype=torch.uint8, device="cuda")
+    buf = arena[ALIGN : ALIGN + block.nbytes]
+    host = torch.frombuffer(
+        bytearray(raw[block.offset : block.offset + block.nbytes]), dtype=torch.uint8
+    )
+    buf.copy_(host)
+    views = block_views(m, block, buf)
+    tid = m.queries["a"].params["0.weight"]
+    assert views[tid].is_cuda and torch.equal(views[tid].cpu(), models["a"][0].weight.detach())

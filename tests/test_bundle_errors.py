@@ -182,3 +182,24 @@ def test_saving_again_removes_stale_weights_and_keeps_other_files(saved):
     save_bundle(out, models, workload=wl, config=config)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(["manifest.json", "report.json", read_manifest(out).weights])
+
+
+def test_header_entry_without_offsets(saved):
+    out = saved[0]
+    w = weights_of(out)
+    raw = w.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header["b00000"]["data_offsets"] = "x"
+    text = json.dumps(header, separators=(",", ":")).encode()
+    assert len(text) <= n
+    w.write_bytes(raw[:8] + text.ljust(n) + raw[8 + n :])
+    with pytest.raises(GemelError, match="bad entry 'b00000' in its header"):
+        load_bundle(out)
+
+
+def test_save_into_a_file_path_is_refused(saved, tmp_path):
+    _, wl, models, config = saved
+    (tmp_path / "file").write_text("")
+    with pytest.raises(GemelError, match="it is a file, not a folder"):
+        save_bundle(tmp_path / "file", models, workload=wl, config=config)

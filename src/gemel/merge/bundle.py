@@ -152,12 +152,20 @@ def read_header(path: Path) -> tuple[int, dict[str, Any]]:
         raise GemelError(f"{path}: corrupted weights file: its header is not valid JSON") from None
     if not isinstance(header, dict):
         raise GemelError(f"{path}: corrupted weights file: its header is not a mapping")
-    ends = [
-        v["data_offsets"][1]
-        for k, v in header.items()
-        if k != "__metadata__" and isinstance(v, dict)
-    ]
-    expected = 8 + n + max(ends, default=0)
+    ends = [0]
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        offsets = v.get("data_offsets") if isinstance(v, dict) else None
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(x, int) for x in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise GemelError(f"{path}: corrupted weights file: bad entry {k!r} in its header")
+        ends.append(offsets[1])
+    expected = 8 + n + max(ends)
     if size < expected:
         raise GemelError(
             f"{path}: truncated weights file: {size} bytes, its header needs {expected}"
@@ -193,6 +201,8 @@ def save_bundle(
     Returns ``out_dir``.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GemelError(f"{out_dir}: cannot write a bundle there: it is a file, not a folder")
     _check_models(models, workload, config)
     tensors, uses = _collect(models)
     order = {q: i for i, q in enumerate(models)}
