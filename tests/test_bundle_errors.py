@@ -203,3 +203,17 @@ def test_save_into_a_file_path_is_refused(saved, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(GemelError, match="it is a file, not a folder"):
         save_bundle(tmp_path / "file", models, workload=wl, config=config)
+
+
+def test_a_bundle_republished_mid_read_is_read_again(saved, monkeypatch):
+    out, wl, models, config = saved
+    stale = read_manifest(out)
+    with torch.no_grad():
+        models["a"][0].weight.add_(1.0)
+    save_bundle(out, models, workload=wl, config=config)  # removes the weights `stale` names
+    fresh = read_manifest(out)
+    assert fresh.weights != stale.weights
+    answers = iter([stale])
+    monkeypatch.setattr(bundle_module, "read_manifest", lambda d: next(answers, fresh))
+    loaded = load_bundle(out)
+    assert torch.equal(loaded["a"][0].weight, models["a"][0].weight)

@@ -458,6 +458,20 @@ def _bind(
             raise GemelError(f"{where}: the bundle holds no value for {name!r}")
 
 
+def _read_current(
+    bundle_dir: Path, device: str | torch.device, verify: bool, attempts: int = 3
+) -> tuple[BundleManifest, dict[str, torch.Tensor]]:
+    for attempt in range(attempts):
+        manifest = read_manifest(bundle_dir)
+        try:
+            return manifest, read_tensors(bundle_dir, manifest, device=device, verify=verify)
+        except GemelError:
+            republished = _referenced_weights(bundle_dir) not in (None, manifest.weights)
+            if not republished or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def load_bundle(
     bundle_dir: str | Path, device: str | torch.device = "cpu", *, verify: bool = True
 ) -> dict[str, nn.Module]:
@@ -465,10 +479,11 @@ def load_bundle(
 
     A tensor shared by several models is ONE ``nn.Parameter`` object in all of them; distinct
     tensors are distinct objects. Every tensor is checked against its sha256 (``verify``).
+    A bundle republished while it is being read (the manifest names a new weights file) is
+    read again.
     """
     bundle_dir = Path(bundle_dir)
-    manifest = read_manifest(bundle_dir)
-    values = read_tensors(bundle_dir, manifest, device=device, verify=verify)
+    manifest, values = _read_current(bundle_dir, device, verify)
     params: dict[str, nn.Parameter] = {}
     models: dict[str, nn.Module] = {}
     for q, entry in manifest.queries.items():
