@@ -298,7 +298,8 @@ def test_analyze_json_contract(hand_workload, tmp_path, gemel_cli):
     assert "max merge" in result.out
 
 
-def test_analyze_table_and_groups_output(hand_workload, gemel_cli):
+def test_analyze_table_and_groups_output(hand_workload, gemel_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")  # the table's width, whatever the caller's terminal
     result = gemel_cli("analyze", hand_workload)
     assert result.status == 0, result.err
     total = (CONV3 + BN + 2 * CONV8 + LIN) + (CONV3 + CONV8 + LIN) + 3 * CONV8
