@@ -10,7 +10,7 @@ from torch import nn
 
 from bundle_models import build, make_workload, tie_all
 from gemel import load_bundle, read_manifest, save_bundle
-from gemel.analyze import build_models, find_instances
+from gemel.analyze import analyze_models, build_models, find_instances
 from gemel.merge import ALIGN, MergeConfig, apply_merge, block_views, shared_locations
 from gemel.merge.bundle import read_header
 from gemel.merge.memory import bundle_memory, memory_of_models, shared_layers
@@ -236,3 +236,23 @@ def test_load_onto_cuda_keeps_sharing_and_outputs(tmp_path):
     views = block_views(m, block, buf)
     tid = m.queries["a"].params["0.weight"]
     assert views[tid].is_cuda and torch.equal(views[tid].cpu(), models["a"][0].weight.detach())
+
+
+def test_memory_of_models_agrees_with_the_analysis_and_the_configuration():
+    wl = make_workload(
+        ("a", "small_convnet", 3), ("b", "small_convnet", 3), ("c", "small_convnet", 5)
+    )
+    models = build(wl)
+    total = analyze_models(models).total_param_bytes
+    before = memory_of_models(models)
+    assert before.unmerged_param_bytes == before.distinct_param_bytes == total
+    assert before.saved_bytes == 0
+    config = tie_all(models)
+    after = memory_of_models(models)
+    assert after.unmerged_param_bytes == total
+    assert after.saved_bytes == config.shared_bytes(models) > 0
+    assert after.distinct_buffer_bytes == before.distinct_buffer_bytes
+    # c shares both convolutions with a and b; its norm layers and 5-class head stay private
+    private_c = [p for i in (1, 4, 8) for p in models["c"][i].parameters()]
+    by_query = {q.name: q for q in after.queries}
+    assert by_query["c"].private_param_bytes == sum(p.numel() * p.element_size() for p in private_c)

@@ -73,6 +73,8 @@ def inspect_tables(
         f"([bold]{100 * memory.saved_fraction:.1f}%[/bold]); weights file "
         f"{format_bytes(manifest.weights_nbytes)}"
     )
+    if manifest.extra:
+        summary += "\n" + ", ".join(f"{k}={v}" for k, v in manifest.extra.items())
     return RichGroup(per_query, blocks, layers, summary)
 
 
