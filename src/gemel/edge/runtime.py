@@ -20,7 +20,7 @@ from gemel.edge.feeds import QueryFeed
 from gemel.edge.levels import profile_levels, resolve_budget
 from gemel.edge.profile import Profile
 from gemel.edge.profiler import profile_bundle, resolve_device
-from gemel.edge.scheduler import TimeSharingScheduler, merge_aware_order
+from gemel.edge.scheduler import BATCH_SIZES, TimeSharingScheduler, batch_sizes, merge_aware_order
 from gemel.edge.streams import Stream
 from gemel.edge.summary import run_record
 from gemel.errors import GemelError
@@ -53,6 +53,7 @@ def run_bundle(
     eviction: str = BEST_POLICY,
     order: str = "merge",
     prefetch: bool = True,
+    max_batch: int = max(BATCH_SIZES),
     profile: Profile | None = None,
     status: Status | None = None,
 ) -> dict[str, Any]:
@@ -60,6 +61,7 @@ def run_bundle(
 
     ``memory_budget``: ``min``/``50``/``75``/``all`` (levels of DESIGN.md §7) or a size.
     ``order``: ``merge`` (queries sharing blocks adjacent) or ``given`` (the feeds' order).
+    ``max_batch`` caps the batch sizes the scheduler may choose (from 1, 2, 4, 8).
     """
     dev = resolve_device(device)
     manifest = read_manifest(bundle_dir)
@@ -99,6 +101,7 @@ def run_bundle(
         WallClock(),
         cost,
         prefetch=prefetch,
+        batch_sizes=batch_sizes(max_batch),
     )
     engine.clock = WallClock()  # the streams start now, after the set-up
     result = engine.run(duration_s, on_turn=status)

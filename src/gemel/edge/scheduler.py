@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 
 from gemel.edge.blocks import Block, BlockManager
 from gemel.edge.eviction import EvictionPolicy
+from gemel.errors import GemelError
 
 BATCH_SIZES = (1, 2, 4, 8)
+
+
+def batch_sizes(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes of :data:`BATCH_SIZES` up to ``max_batch`` (at least 1)."""
+    if max_batch < 1:
+        raise GemelError(f"the largest batch size must be at least 1, not {max_batch}")
+    return tuple(b for b in BATCH_SIZES if b <= max_batch)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from gemel.edge.levels import profile_levels, resolve_budget
 from gemel.edge.profile import Profile
 from gemel.edge.replay import ReplayExecutor
 from gemel.edge.runtime import bundle_strategy, check_feeds
-from gemel.edge.scheduler import TimeSharingScheduler, merge_aware_order
+from gemel.edge.scheduler import BATCH_SIZES, TimeSharingScheduler, batch_sizes, merge_aware_order
 from gemel.edge.streams import Stream
 from gemel.edge.summary import run_record
 from gemel.errors import GemelError
@@ -88,6 +88,7 @@ def simulate_bundle(
     eviction: str = BEST_POLICY,
     order: str = "merge",
     prefetch: bool = True,
+    max_batch: int = max(BATCH_SIZES),
     fps: float | None = None,
     on_turn: Callable[[EdgeEngine, float], None] | None = None,
 ) -> dict[str, Any]:
@@ -120,6 +121,7 @@ def simulate_bundle(
         clock,
         profile.cost_model(),
         prefetch=prefetch,
+        batch_sizes=batch_sizes(max_batch),
         learn=False,
     )
     result = engine.run(duration_s, on_turn=on_turn)

@@ -1,0 +1,119 @@
+"""The simulator: same scheduler and block manager, profiled durations, replayed answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from edge_tiny import stream_workload, tiny_bundle
+from gemel.data.tasks import make_task
+from gemel.edge.feeds import QueryFeed, workload_feeds
+from gemel.edge.profile import BatchCost, Profile, QueryProfile
+from gemel.edge.profiler import profile_bundle
+from gemel.edge.runtime import run_bundle
+from gemel.edge.simulate import record_predictions, simulate_bundle, simulate_bundles
+from gemel.merge.bundle import read_manifest
+from gemel.workload import TaskSpec, Workload, workload_from_dict
+
+NAMES = ["a", "b", "c"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEMEL_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workload, Path, Path, Profile]:
+    wl = workload_from_dict(stream_workload(NAMES, fps=20, sla_ms=200, frames=300, width=4096))
+    root = tmp_path_factory.mktemp("sim")
+    none = tiny_bundle(root / "none", NAMES, merged=False, workload=wl)
+    merged = tiny_bundle(root / "gemel", NAMES, merged=True, workload=wl)
+    frame_size = {q: (32, 32) for q in NAMES}
+    return wl, none, merged, profile_bundle(none, "cpu", repeats=3, frame_size=frame_size)
+
+
+def test_budget_holding_everything_means_no_swaps_and_no_constraint(setup) -> None:
+    wl, none, _, profile = setup
+    feeds = workload_feeds(wl, NAMES, 3.0)
+    preds = record_predictions(none, feeds)
+    manifest = read_manifest(none)
+    fits = simulate_bundle(manifest, profile, feeds, preds, memory_budget="all", duration_s=3)
+    free = simulate_bundle(manifest, profile, feeds, preds, memory_budget="1GiB", duration_s=3)
+    assert fits["swaps"] == 0 and fits["copied_bytes"] == sum(b.nbytes for b in manifest.blocks)
+    assert fits["queries"] == free["queries"]
+    low = simulate_bundle(manifest, profile, feeds, preds, memory_budget="min", duration_s=3)
+    assert low["swaps"] > 0
+
+
+def test_simulator_predicts_the_real_cpu_runtime(setup) -> None:
+    """Tolerance: 0.1 absolute on each query's fraction of frames processed and accuracy."""
+    wl, none, merged, profile = setup
+    for bundle in (none, merged):
+        feeds = workload_feeds(wl, NAMES, 2.0)
+        real = run_bundle(bundle, feeds, memory_budget="min", duration_s=2.0, profile=profile)
+        preds = record_predictions(bundle, feeds)
+        sim = simulate_bundle(
+            read_manifest(bundle), profile, feeds, preds, memory_budget="min", duration_s=2.0
+        )
+        assert sim["budget_bytes"] == real["budget_bytes"]
+        for q in NAMES:
+            r, s = real["queries"][q], sim["queries"][q]
+            assert r["frames_total"] == s["frames_total"] == 40
+            processed = (r["frames_processed"] - s["frames_processed"]) / r["frames_total"]
+            assert abs(processed) <= 0.1, (q, r, s)
+            assert abs(r["accuracy"] - s["accuracy"]) <= 0.1, (q, r, s)
+
+
+def test_side_by_side_runs_carry_the_contract_keys(setup) -> None:
+    wl, none, merged, profile = setup
+    feeds = workload_feeds(wl, NAMES, 2.0)
+    runs = simulate_bundles([none, merged], profile, feeds, duration_s=2.0)
+    assert [(r["strategy"], r["memory_level"]) for r in runs] == [
+        (s, level) for s in ("none", "gemel") for level in ("min", "50", "75")
+    ]
+    for r in runs:
+        for key in ("budget_bytes", "sharing", "eviction", "order", "swaps", "swap_bytes"):
+            assert key in r
+        assert set(r["queries"]) == set(NAMES)
+        json.dumps(r)
+    by = {(r["strategy"], r["memory_level"]): r for r in runs}
+    assert by[("gemel", "min")]["swap_bytes"] < by[("none", "min")]["swap_bytes"]
+
+
+def test_ten_minutes_of_six_streams_simulate_in_under_five_seconds(tmp_path: Path) -> None:
+    names = [f"q{i}" for i in range(6)]
+    manifest = read_manifest(tiny_bundle(tmp_path / "b", names, merged=False))
+    task = make_task(TaskSpec(kind="presence", classes=["car"]))
+    n = 6000  # 10 minutes at 10 fps
+    feeds = {
+        q: QueryFeed(q, 10.0, 0.5, [None] * n, torch.randint(0, 2, (n,)), task,
+                     manifest.queries[q].model)
+        for q in names
+    }  # fmt: skip
+    preds = {q: [i % 2 for i in range(n)] for q in names}
+    profile = Profile(
+        device="reference", overlap_copies=True, overhead_bytes=0, overhead_s=1e-4,
+        load_bytes_per_s=2e6, blocks={},
+        queries={
+            q: QueryProfile(
+                weight_bytes=sum(b.nbytes for b in manifest.blocks_of(q)),
+                batches={b: BatchCost(run_s=0.004 * (1 + b / 4), activation_bytes=1000 * b)
+                         for b in (1, 2, 4, 8)},
+            )
+            for q in names
+        },
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    run = simulate_bundle(manifest, profile, feeds, preds, memory_budget="min", duration_s=600)
+    assert time.perf_counter() - t0 < 5.0
+    assert all(v["frames_total"] == n for v in run["queries"].values())
+    assert run["swaps"] > 0
