@@ -69,7 +69,6 @@ __all__ = [
 class _Tensor:
     value: torch.Tensor
     users: list[str]
-    is_param: bool
 
 
 def _collect(models: dict[str, nn.Module]) -> tuple[dict[int, _Tensor], dict[str, list]]:
@@ -83,7 +82,7 @@ def _collect(models: dict[str, nn.Module]) -> tuple[dict[int, _Tensor], dict[str
         for kind, name, t in named:
             if t.device.type == "meta":
                 raise GemelError(f"query {q!r}: {kind} {name!r} is on the meta device (no data)")
-            entry = tensors.setdefault(id(t), _Tensor(t, [], kind == "param"))
+            entry = tensors.setdefault(id(t), _Tensor(t, []))
             if q not in entry.users:
                 entry.users.append(q)
             rows.append((kind, name, id(t)))
@@ -100,9 +99,9 @@ def _tensor_bytes(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
 
 
-def _block_digest(entries: list[tuple[str, TensorEntry]]) -> str:
+def _block_digest(entries: list[TensorEntry]) -> str:
     h = hashlib.sha256()
-    for _, e in entries:
+    for e in entries:
         h.update(f"{e.block_offset}:{e.dtype}:{list(e.shape)}:{e.sha256};".encode())
     return h.hexdigest()
 
@@ -181,10 +180,115 @@ def _verify_layout(path: Path, blocks: list[tuple[str, int]]) -> list[int]:
     for name, nbytes in blocks:
         e = header.get(name)
         if e is None or e["dtype"] != "U8" or e["data_offsets"] != [pos, pos + nbytes]:
-            raise AssertionError(f"safetensors laid out block {name} unexpectedly: {e}")
+            raise RuntimeError(
+                f"{path}: safetensors laid out block {name} unexpectedly ({e}); gemel needs "
+                "entries of one dtype written in name order"
+            )
         offsets.append(start + pos)
         pos += nbytes
     return offsets
+
+
+@dataclass
+class _Packed:
+    """Blocks ready to write: their bytes, and the manifest entries of their tensors."""
+
+    rows: list[tuple[str, tuple[str, ...], list[str]]]
+    """``(block name, queries, tensor ids)`` in file order"""
+    buffers: dict[str, torch.Tensor]
+    entries: dict[str, TensorEntry]
+    """offsets are relative to the block until :meth:`placed`"""
+    ids: dict[int, str]
+    """tensor key -> tensor id"""
+    digest: str
+    """of contents and layout: names the weights file"""
+
+    def placed(self, offsets: list[int]) -> list[BlockEntry]:
+        """Block entries at the given absolute offsets (tensor entries made absolute too)."""
+        blocks = []
+        for b, ((name, users, tids), start) in enumerate(zip(self.rows, offsets, strict=True)):
+            for tid in tids:
+                e = self.entries[tid]
+                self.entries[tid] = e.model_copy(update={"offset": start + e.block_offset})
+            blocks.append(
+                BlockEntry(
+                    id=b,
+                    name=name,
+                    queries=users,
+                    offset=start,
+                    nbytes=len(self.buffers[name]),
+                    tensors=tuple(tids),
+                    sha256=_block_digest([self.entries[tid] for tid in tids]),
+                )
+            )
+        return blocks
+
+
+def _pack(tensors: dict[int, _Tensor], order: dict[str, int]) -> _Packed:
+    """Group tensors into blocks by the set of queries using them and copy them in, aligned.
+
+    Private blocks come first in query order, then shared ones by the size of their query set.
+    """
+    by_set: dict[tuple[str, ...], list[int]] = {}
+    for key, t in tensors.items():
+        users = tuple(sorted(t.users, key=order.__getitem__))
+        by_set.setdefault(users, []).append(key)
+    block_sets = sorted(by_set, key=lambda s: (len(s), [order[q] for q in s]))
+    packed = _Packed([], {}, {}, {}, "")
+    width = max(5, len(str(len(tensors))))
+    digest = hashlib.sha256()
+    for b, users in enumerate(block_sets):
+        layout = []
+        pos = 0
+        for key in by_set[users]:
+            t = tensors[key].value
+            layout.append((key, pos, t.numel() * t.element_size()))
+            pos = _align(pos + layout[-1][2])
+        buf = torch.empty(pos, dtype=torch.uint8)
+        tids = []
+        for key, off, nbytes in layout:
+            tid = f"t{len(packed.ids):0{width}d}"
+            packed.ids[key] = tid
+            tids.append(tid)
+            t = tensors[key].value
+            raw = _tensor_bytes(t)
+            buf[off : off + nbytes] = raw
+            buf[off + nbytes : _align(off + nbytes)] = 0  # padding
+            sha = hashlib.sha256(raw.numpy()).hexdigest()
+            digest.update(f"{b}:{users}:{off}:{t.dtype}:{list(t.shape)}:{sha};".encode())
+            packed.entries[tid] = TensorEntry(
+                dtype=str(t.dtype).removeprefix("torch."),
+                shape=tuple(t.shape),
+                block=b,
+                offset=off,
+                block_offset=off,
+                nbytes=nbytes,
+                sha256=sha,
+            )
+        name = f"b{b:05d}"
+        packed.buffers[name] = buf
+        packed.rows.append((name, users, tids))
+    packed.digest = digest.hexdigest()
+    return packed
+
+
+def _query_entry(
+    workload: Workload, q: str, uses: list, ids: dict[int, str], blocks: list[BlockEntry]
+) -> QueryEntry:
+    spec = workload.query(q)
+    return QueryEntry(
+        model=spec.model.model_copy(update={"checkpoint": None}),
+        task=spec.task,
+        source=spec.source,
+        input_size=spec.model.input_size,
+        normalization=spec.model.normalization,
+        target=workload.target_of(spec),
+        fps=workload.fps_of(spec),
+        sla_ms=workload.sla_ms_of(spec),
+        blocks=tuple(b.id for b in blocks if q in b.queries),
+        params={n: ids[k] for kind, n, k in uses if kind == "param"},
+        buffers={n: ids[k] for kind, n, k in uses if kind == "buffer"},
+    )
 
 
 def save_bundle(
@@ -205,114 +309,35 @@ def save_bundle(
         raise GemelError(f"{out_dir}: cannot write a bundle there: it is a file, not a folder")
     _check_models(models, workload, config)
     tensors, uses = _collect(models)
-    order = {q: i for i, q in enumerate(models)}
+    packed = _pack(tensors, {q: i for i, q in enumerate(models)})
 
-    # blocks: private ones in query order, then shared ones by size of their query set
-    by_set: dict[tuple[str, ...], list[int]] = {}
-    for key, t in tensors.items():
-        users = tuple(sorted(t.users, key=order.__getitem__))
-        by_set.setdefault(users, []).append(key)
-    block_sets = sorted(by_set, key=lambda s: (len(s), [order[q] for q in s]))
-
-    ids: dict[int, str] = {}
-    entries: dict[str, TensorEntry] = {}
-    block_bufs: dict[str, torch.Tensor] = {}
-    block_rows: list[tuple[str, tuple[str, ...], list[str]]] = []  # name, queries, tensor ids
-    width = max(5, len(str(len(tensors))))
-    digest = hashlib.sha256()
-    for b, users in enumerate(block_sets):
-        keys = by_set[users]
-        pos = 0
-        layout = []
-        for key in keys:
-            t = tensors[key].value
-            nbytes = t.numel() * t.element_size()
-            layout.append((key, pos, nbytes))
-            pos = _align(pos + nbytes)
-        buf = torch.empty(pos, dtype=torch.uint8)
-        names = []
-        for key, off, nbytes in layout:
-            tid = f"t{len(ids):0{width}d}"
-            ids[key] = tid
-            names.append(tid)
-            t = tensors[key].value
-            raw = _tensor_bytes(t)
-            buf[off : off + nbytes] = raw
-            buf[off + nbytes : _align(off + nbytes)] = 0  # padding
-            sha = hashlib.sha256(raw.numpy()).hexdigest()
-            digest.update(f"{b}:{users}:{off}:{t.dtype}:{list(t.shape)}:{sha};".encode())
-            entries[tid] = TensorEntry(
-                dtype=str(t.dtype).removeprefix("torch."),
-                shape=tuple(t.shape),
-                block=b,
-                offset=off,  # made absolute below
-                block_offset=off,
-                nbytes=nbytes,
-                sha256=sha,
-            )
-        name = f"b{b:05d}"
-        block_bufs[name] = buf
-        block_rows.append((name, users, names))
-
-    weights_name = f"weights-{digest.hexdigest()[:16]}.safetensors"
-    weights_path = out_dir / weights_name
-    with atomic_path(weights_path) as tmp:
-        save_file(block_bufs, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
-        sizes = {n: len(buf) for n, buf in block_bufs.items()}
-        offsets = _verify_layout(tmp, [(n, sizes[n]) for n, _, _ in block_rows])
+    weights_name = f"weights-{packed.digest[:16]}.safetensors"
+    target = out_dir / weights_name
+    with atomic_path(target) as tmp:
+        save_file(
+            packed.buffers, str(tmp), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)}
+        )
+        offsets = _verify_layout(tmp, [(n, len(packed.buffers[n])) for n, _, _ in packed.rows])
         weights_nbytes = tmp.stat().st_size
-    del block_bufs
-
-    blocks = []
-    for b, ((name, users, tids), start) in enumerate(zip(block_rows, offsets, strict=True)):
-        for tid in tids:
-            e = entries[tid]
-            entries[tid] = e.model_copy(update={"offset": start + e.block_offset})
-        blocks.append(
-            BlockEntry(
-                id=b,
-                name=name,
-                queries=users,
-                offset=start,
-                nbytes=sizes[name],
-                tensors=tuple(tids),
-                sha256=_block_digest([(tid, entries[tid]) for tid in tids]),
-            )
-        )
-
-    query_entries = {}
-    for q in models:
-        spec = workload.query(q)
-        rows = uses[q]
-        query_entries[q] = QueryEntry(
-            model=spec.model.model_copy(update={"checkpoint": None}),
-            task=spec.task,
-            source=spec.source,
-            input_size=spec.model.input_size,
-            normalization=spec.model.normalization,
-            target=workload.target_of(spec),
-            fps=workload.fps_of(spec),
-            sla_ms=workload.sla_ms_of(spec),
-            blocks=tuple(b.id for b in blocks if q in b.queries),
-            params={n: ids[k] for kind, n, k in rows if kind == "param"},
-            buffers={n: ids[k] for kind, n, k in rows if kind == "buffer"},
-        )
+    blocks = packed.placed(offsets)
     manifest = BundleManifest(
         workload=workload.name,
         weights=weights_name,
         weights_nbytes=weights_nbytes,
-        queries=query_entries,
-        tensors=entries,
+        queries={q: _query_entry(workload, q, uses[q], packed.ids, blocks) for q in models},
+        tensors=packed.entries,
         blocks=tuple(blocks),
         merge=config,
         extra=extra or {},
     )
+    del packed
+
     previous = _referenced_weights(out_dir)
     try:
         write_json_atomic(out_dir / MANIFEST_NAME, manifest.model_dump(mode="json"))
     except BaseException:
         if previous != weights_name:
-            weights_path.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
         raise
     for stale in out_dir.glob("weights-*.safetensors"):
         if stale.name != weights_name:
