@@ -95,3 +95,10 @@ def test_bad_bundle_paths_fail_with_one_line(gemel_cli, tmp_path):
     assert res.err.strip().count("\n") == 0 and "bundle folder not found" in res.err
     res = gemel_cli("diff", tmp_path, tmp_path)
     assert res.status == 2 and "manifest.json is missing" in res.err
+
+
+def test_json_into_a_folder_is_refused(two_bundles, gemel_cli, tmp_path):
+    a, b, _ = two_bundles
+    for args in (("inspect", a), ("diff", a, b)):
+        res = gemel_cli(*args, "--json", tmp_path)
+        assert res.status == 2 and "is a folder" in res.err

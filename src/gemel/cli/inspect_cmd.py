@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from gemel.errors import GemelError
 from gemel.io import write_json_atomic
 from gemel.merge.bundle_tables import inspect_tables
 from gemel.merge.manifest import read_manifest
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json not in (None, "-") and Path(args.json).is_dir():
+        raise GemelError(f"{args.json}: is a folder; --json needs a file path or '-'")
     manifest = read_manifest(args.bundle)
     memory = bundle_memory(manifest)
     shared = shared_layers(manifest)
