@@ -13,7 +13,12 @@ from gemel import load_bundle, read_manifest, save_bundle
 from gemel.analyze import analyze_models, build_models, find_instances
 from gemel.merge import ALIGN, MergeConfig, apply_merge, block_views, shared_locations
 from gemel.merge.bundle import read_header
-from gemel.merge.memory import bundle_memory, memory_of_models, shared_layers
+from gemel.merge.memory import (
+    bundle_memory,
+    memory_of_models,
+    shared_layers,
+    shared_layers_of_models,
+)
 from gemel.workload import workload_from_dict
 
 torch.set_num_threads(1)
@@ -121,6 +126,9 @@ def test_weights_file_holds_distinct_tensors_once(resnet_bundle):
     )
     layers = shared_layers(out)
     assert {s.members for s in layers} == {layer.members for layer in m.merge.shared}
+    assert {(s.members, s.nbytes) for s in shared_layers_of_models(models)} == {
+        (s.members, s.nbytes) for s in layers
+    }
 
 
 def test_blocks_are_contiguous_ranges_with_aligned_mixed_dtype_tensors(tmp_path):
