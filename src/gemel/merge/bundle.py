@@ -398,7 +398,7 @@ def read_tensors(
             if verify and hashlib.sha256(raw).hexdigest() != e.sha256:
                 raise GemelError(
                     f"{path}: sha256 mismatch for tensor {tid!r} "
-                    f"(used by {', '.join(manifest.users_of(tid)) or 'nothing'}): "
+                    f"(used by {', '.join(manifest.users()[tid]) or 'nothing'}): "
                     "the weights file is corrupted"
                 )
             out[tid] = t.to(device)

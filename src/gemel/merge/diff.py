@@ -120,10 +120,11 @@ def diff_manifests(a: BundleManifest, b: BundleManifest, *, a_label="A", b_label
             blocks.append(BlockChange(blk.name, blk.queries, blk.nbytes, "removed"))
 
     a_shas = {e.sha256 for e in a.tensors.values()}
-    a_locations = {u for tid in a.tensors for u in a.users_of(tid)}
+    a_locations = {u for users in a.users().values() for u in users}
+    b_users = b.users()
     tensors = []
     for tid, e in b.tensors.items():
-        users = b.users_of(tid)
+        users = b_users[tid]
         if e.sha256 in a_shas:
             continue
         status = "changed" if users and users[0] in a_locations else "new"

@@ -95,15 +95,14 @@ class BundleManifest(_Frozen):
         """The blocks ``query`` needs resident to run."""
         return [self.blocks[i] for i in self.queries[query].blocks]
 
-    def users_of(self, tid: str) -> list[str]:
-        """``query:name`` of every parameter and buffer that uses tensor ``tid``."""
-        return [
-            f"{q}:{name}"
-            for q, entry in self.queries.items()
-            for table in (entry.params, entry.buffers)
-            for name, t in table.items()
-            if t == tid
-        ]
+    def users(self) -> dict[str, list[str]]:
+        """Tensor id -> ``query:name`` of every parameter and buffer that uses it."""
+        out: dict[str, list[str]] = {tid: [] for tid in self.tensors}
+        for q, entry in self.queries.items():
+            for table in (entry.params, entry.buffers):
+                for name, tid in table.items():
+                    out.setdefault(tid, []).append(f"{q}:{name}")
+        return out
 
 
 def read_manifest(bundle_dir: str | Path) -> BundleManifest:
