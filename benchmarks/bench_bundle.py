@@ -7,14 +7,13 @@ shared weights; the baseline writes and reads each model's full state dict. An u
 of the same models separates the format's own cost from the bytes merging saves. Loading is
 timed twice for the baseline: the state dicts alone, and models ready to run (build +
 load_state_dict), which is what ``load_bundle`` returns (it also checks every sha256). Each
-figure is the median of 3 calls in one run; the files are in the page cache.
+figure is the best of 3 calls in one run (writes vary with the page cache more than the code).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -30,13 +29,13 @@ REPEAT = 3
 
 
 def timed(fn):
-    """``(result, median seconds of REPEAT calls)``."""
+    """``(result, best seconds of REPEAT calls)``."""
     times = []
     for _ in range(REPEAT):
         start = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - start)
-    return out, statistics.median(times)
+    return out, min(times)
 
 
 def main() -> None:
