@@ -18,7 +18,7 @@ from torch import nn
 
 from gemel.edge.blocks import Block, LoadPlan
 from gemel.edge.store import DeviceArena, HostStore
-from gemel.merge.bundle import BundleManifest, block_views, weights_path
+from gemel.merge.bundle import BundleManifest, weights_path
 
 Prepare = Callable[[str, list[int]], tuple[torch.Tensor | None, list[int]]]
 """``(query, frames) -> (input batch, the frames it holds)``: unreadable frames are left out"""
@@ -55,6 +55,8 @@ class TorchExecutor:
         self.host = HostStore(weights_path(bundle_dir, manifest), pin=self.cuda)
         self.arena = DeviceArena(arena_bytes, self.device)
         self._slots = self._collect_slots()
+        self._layout = self._block_layout()
+        self._bound_at: dict[str, int] = {}
         self._detach()
         self.copied_bytes = 0
         self._swap_s = 0.0
@@ -75,6 +77,20 @@ class TorchExecutor:
                     slots.setdefault(tid, []).append((owner, attr))
         return slots
 
+    def _block_layout(self) -> dict[str, list[tuple[int, int, torch.dtype, tuple, list]]]:
+        """block id -> ``(offset in block, nbytes, dtype, shape, slots)`` of its tensors."""
+        layout = {}
+        for entry in self.manifest.blocks:
+            rows = []
+            for tid in entry.tensors:
+                t = self.manifest.tensors[tid]
+                dtype = getattr(torch, t.dtype)
+                rows.append(
+                    (t.block_offset, t.nbytes, dtype, tuple(t.shape), self._slots.get(tid, []))
+                )
+            layout[entry.name] = rows
+        return layout
+
     def _detach(self) -> None:
         """Drop the models' own copies of the weights and move what else they hold to the
         device; real values arrive with the first load of each block."""
@@ -90,14 +106,21 @@ class TorchExecutor:
             model.to(self.device)
 
     def _bind(self, block_id: str) -> None:
-        entry = self.entries[block_id]
-        for tid, view in block_views(self.manifest, entry, self.arena.view(block_id)).items():
-            for table, attr in self._slots.get(tid, []):
+        """Point the block's parameters and buffers at its arena range (skipped when the block
+        comes back to the range it was last bound to: the views are still right)."""
+        offset = self.arena.ranges[block_id][0]
+        if self._bound_at.get(block_id) == offset:
+            return
+        base = self.arena.view(block_id)
+        for start, nbytes, dtype, shape, slots in self._layout[block_id]:
+            view = base[start : start + nbytes].view(dtype).view(shape)
+            for table, attr in slots:
                 t = table[attr]
                 if isinstance(t, nn.Parameter):
                     t.data = view
                 else:
                     table[attr] = view
+        self._bound_at[block_id] = offset
 
     # -- the executor interface -------------------------------------------------------------
     @property

@@ -89,14 +89,19 @@ class _BookkeepingOnly:
 
 
 def bookkeeping_seconds_per_batch(
-    blocks: Sequence[Block], budget_bytes: int, *, duration_s: float = 20.0, fps: float = 30.0
+    blocks: Sequence[Block],
+    budget_bytes: int,
+    *,
+    policy: str = "schedule",
+    duration_s: float = 20.0,
+    fps: float = 30.0,
 ) -> list[float]:
     """Per-batch time of the scheduler and the block manager alone, for every batch of a
     ``duration_s`` run (the budget decides how much evicting they do)."""
     queries = sorted({q for b in blocks for q in b.queries})
     clock = VirtualClock()
     executor = _BookkeepingOnly(clock)
-    bm = BlockManager(blocks, budget_bytes, make_policy("schedule"))
+    bm = BlockManager(blocks, budget_bytes, make_policy(policy))
     cost = CostModel(
         run_s={q: {1: 1e-3, 8: 8e-3} for q in queries},
         activation_bytes={q: {1: 0} for q in queries},
