@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import av
+import numpy as np
 import torch
 from torch import nn
 
+from gemel.data.labels import write_labels
+from gemel.data.truth import FrameTruth
 from gemel.merge.trainer import QueryOutcome, TrainResult
 from gemel.merge.tying import shared_locations
 
 
-def tiny_net(num_classes: int = 2) -> nn.Module:
-    """Three convolutions and a linear head: Conv2d(3->8), (8->8), (8->16), Linear(16->n)."""
+def tiny_net(num_classes: int = 2, width: int = 8, norm: bool = True) -> nn.Module:
+    """Conv2d(3->w, s2), Conv2d(w->2w, s2), Conv2d(2w->2w), max pool, Linear(2w->n)."""
+
+    def bn(c: int) -> nn.Module:
+        return nn.BatchNorm2d(c) if norm else nn.Identity()
+
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
+        nn.Conv2d(3, width, 3, stride=2, padding=1),
+        bn(width),
         nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+        bn(2 * width),
         nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1),
         nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
+        nn.AdaptiveMaxPool2d(1),
         nn.Flatten(),
-        nn.Linear(16, num_classes),
+        nn.Linear(2 * width, num_classes),
     )
 
 
@@ -91,3 +101,38 @@ class FakeRetrainer:
         acc = self.validate(models, queries)
         outcomes = {q: QueryOutcome(0.5, a, self.targets[q], samples=10) for q, a in acc.items()}
         return TrainResult(outcomes, steps=1, epochs=1.0, stop="met")
+
+
+def write_shapes_video(path: Path, frames: int, seed: int, size: int = 32) -> Path:
+    """A lossless video of red squares ("car") and blue bars ("person") on noise, with labels.
+
+    Each object is in a frame with probability 1/2, independently, at a random place; the
+    scene does not drift, so every split looks alike. Returns the label file's path.
+    """
+    rng = np.random.default_rng(seed)
+    truths = []
+    container = av.open(str(path), "w")
+    stream = container.add_stream("ffv1", rate=10)
+    stream.width = stream.height = size
+    stream.pix_fmt = "bgr0"
+    for _ in range(frames):
+        img = rng.integers(70, 130, (size, size, 3)).astype(np.uint8)
+        boxes, classes = [], []
+        for cls, (h, w), colour in (
+            ("car", (8, 8), (220, 30, 30)),
+            ("person", (10, 4), (30, 40, 220)),
+        ):
+            if rng.random() < 0.5:
+                y, x = rng.integers(0, size - h), rng.integers(0, size - w)
+                img[y : y + h, x : x + w] = colour
+                boxes.append([x, y, x + w, y + h])
+                classes.append(cls)
+        truths.append(FrameTruth(np.array(boxes, np.float32).reshape(-1, 4), tuple(classes)))
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    labels = path.with_suffix(".labels.jsonl")
+    write_labels(labels, truths, fps=10.0)
+    return labels
