@@ -117,3 +117,37 @@ def test_ten_minutes_of_six_streams_simulate_in_under_five_seconds(tmp_path: Pat
     assert time.perf_counter() - t0 < 5.0
     assert all(v["frames_total"] == n for v in run["queries"].values())
     assert run["swaps"] > 0
+
+
+def test_space_sharing_admits_what_fits_and_never_swaps(setup) -> None:
+    wl, none, merged, profile = setup
+    feeds = workload_feeds(wl, NAMES, 2.0)
+    served = {}
+    for bundle in (none, merged):
+        preds = record_predictions(bundle, feeds)
+        manifest = read_manifest(bundle)
+        for level in ("50", "1GiB"):
+            run = simulate_bundle(
+                manifest, profile, feeds, preds, memory_budget=level, duration_s=2.0,
+                sharing="space",
+            )  # fmt: skip
+            assert run["sharing"] == "space" and run["swaps"] == 0
+            assert run["peak_bytes"] <= run["budget_bytes"]
+            served[(bundle.name, level)] = [
+                q for q, v in run["queries"].items() if v["frames_processed"] > 0
+            ]
+    assert served[("none", "1GiB")] == NAMES and served[("gemel", "1GiB")] == NAMES
+    # halfway between one model and all of them: one unmerged model and its activations fit,
+    # while the merged models hold one copy of the weights and fit side by side
+    assert len(served[("none", "50")]) == 1
+    assert served[("gemel", "50")] == NAMES
+
+
+def test_space_sharing_on_the_real_runtime(setup) -> None:
+    wl, _, merged, profile = setup
+    feeds = workload_feeds(wl, NAMES, 1.5)
+    run = run_bundle(
+        merged, feeds, memory_budget="1GiB", duration_s=1.5, sharing="space", profile=profile
+    )
+    assert run["sharing"] == "space" and run["swaps"] == 0
+    assert all(v["frames_processed"] >= 20 for v in run["queries"].values()), run["queries"]

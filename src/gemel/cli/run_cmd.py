@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--duration", default="30s", help="how long to play the streams (default 30s)")
     p.add_argument("--eviction", default=BEST_POLICY, choices=sorted(EVICTION_POLICIES))
-    p.add_argument("--sharing", default="time", choices=["time"], help="time sharing")
+    p.add_argument(
+        "--sharing", default="time", choices=["time", "space"],
+        help="time: round-robin with swaps; space: fixed memory slices, concurrent",
+    )  # fmt: skip
     p.add_argument("--order", default="merge", choices=["merge", "given"])
     p.add_argument("--no-prefetch", action="store_true", help="load blocks only when needed")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch size (1, 2, 4, 8)")
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
         record = run_bundle(
             args.bundle, feeds, device=args.device, memory_budget=args.memory_budget,
-            duration_s=duration, eviction=args.eviction, order=args.order,
+            duration_s=duration, eviction=args.eviction, order=args.order, sharing=args.sharing,
             prefetch=not args.no_prefetch, max_batch=args.max_batch, profile=profile,
             status=status,
         )  # fmt: skip

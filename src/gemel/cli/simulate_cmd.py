@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated levels (min, 50, 75, all) or sizes (default min,50,75)",
     )  # fmt: skip
     p.add_argument("--fps", default=None, metavar="LIST", help="comma-separated stream rates")
+    p.add_argument(
+        "--sharing", default="time", metavar="LIST", help="time, space or time,space (default time)"
+    )
     p.add_argument("--duration", default="30s", help="simulated time (default 30s)")
     p.add_argument("--eviction", default=BEST_POLICY, choices=sorted(EVICTION_POLICIES))
     p.add_argument("--json", type=Path, metavar="OUT", help='write {"runs": [...]} here')
@@ -69,15 +72,17 @@ def run(args: argparse.Namespace) -> int:
             profile = profile_bundle(args.bundle[0], args.device, repeats=3)
         runs = simulate_bundles(
             args.bundle, profile, feeds, memory_budgets=budgets, fps_values=fps_values,
+            sharing=[m.strip() for m in args.sharing.split(",") if m.strip()],
             duration_s=duration, eviction=args.eviction,
             progress=lambda msg: status.update(f"simulating {msg}"),
         )  # fmt: skip
     table = Table(title=f"simulated on the profile of {profile.device}")
-    for col in ("strategy", "budget", "fps", "swaps", "swapped", "processed", "accuracy"):
+    for col in ("strategy", "sharing", "budget", "fps", "swaps", "swapped", "processed",
+                "accuracy"):  # fmt: skip
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for r in runs:
         table.add_row(
-            r["strategy"], f"{r['memory_level']} ({format_bytes(r['budget_bytes'])})",
+            r["strategy"], r["sharing"], f"{r['memory_level']} ({format_bytes(r['budget_bytes'])})",
             "-" if r["fps"] is None else f"{r['fps']:g}", str(r["swaps"]),
             format_bytes(r["swap_bytes"]), f"{r['frames_processed_fraction']:.3f}",
             f"{r['accuracy']:.3f}",

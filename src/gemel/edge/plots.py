@@ -23,14 +23,18 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> None:
     if len({r["fps"] for r in runs}) > 1:
         sweeps.append(("fps", "frames per second"))
     fig, axes = plt.subplots(len(sweeps), 2, figsize=(10, 3.6 * len(sweeps)), squeeze=False)
-    strategies = list(dict.fromkeys(r["strategy"] for r in runs))
+
+    def series(r: dict[str, Any]) -> str:
+        return r["strategy"] if r["sharing"] == "time" else f"{r['strategy']} ({r['sharing']})"
+
+    strategies = list(dict.fromkeys(series(r) for r in runs))
     for row, (key, label) in enumerate(sweeps):
         xs = list(dict.fromkeys(r[key] for r in runs))
         for strategy in strategies:
             for col, metric in enumerate(("accuracy", "frames_processed_fraction")):
                 ys = []
                 for x in xs:
-                    match = [r[metric] for r in runs if r["strategy"] == strategy and r[key] == x]
+                    match = [r[metric] for r in runs if series(r) == strategy and r[key] == x]
                     ys.append(sum(match) / len(match) if match else float("nan"))
                 axes[row][col].plot([str(x) for x in xs], ys, marker="o", label=strategy)
         for col, metric in enumerate(("accuracy", "frames processed")):

@@ -21,6 +21,7 @@ from gemel.edge.levels import profile_levels, resolve_budget
 from gemel.edge.profile import Profile
 from gemel.edge.profiler import profile_bundle, resolve_device
 from gemel.edge.scheduler import BATCH_SIZES, TimeSharingScheduler, batch_sizes, merge_aware_order
+from gemel.edge.space import SpaceSharingEngine
 from gemel.edge.streams import Stream
 from gemel.edge.summary import run_record
 from gemel.errors import GemelError
@@ -43,6 +44,13 @@ def check_feeds(manifest: BundleManifest, feeds: Mapping[str, QueryFeed]) -> Non
         raise GemelError(f"the bundle has no model for query {missing[0]!r}")
 
 
+def check_modes(order: str, sharing: str) -> None:
+    if order not in ("merge", "given"):
+        raise GemelError(f"unknown order {order!r}: use merge or given")
+    if sharing not in ("time", "space"):
+        raise GemelError(f"unknown sharing {sharing!r}: use time or space")
+
+
 def run_bundle(
     bundle_dir: str | Path,
     feeds: Mapping[str, QueryFeed],
@@ -52,6 +60,7 @@ def run_bundle(
     duration_s: float = 30.0,
     eviction: str = BEST_POLICY,
     order: str = "merge",
+    sharing: str = "time",
     prefetch: bool = True,
     max_batch: int = max(BATCH_SIZES),
     profile: Profile | None = None,
@@ -61,14 +70,14 @@ def run_bundle(
 
     ``memory_budget``: ``min``/``50``/``75``/``all`` (levels of DESIGN.md §7) or a size.
     ``order``: ``merge`` (queries sharing blocks adjacent) or ``given`` (the feeds' order).
-    ``max_batch`` caps the batch sizes the scheduler may choose (from 1, 2, 4, 8).
+    ``sharing``: ``time`` (round-robin, swapping) or ``space`` (fixed slices, concurrent;
+    :mod:`gemel.edge.space`). ``max_batch`` caps the batch sizes (from 1, 2, 4, 8).
     """
     dev = resolve_device(device)
     manifest = read_manifest(bundle_dir)
     check_feeds(manifest, feeds)
     policy = make_policy(eviction)
-    if order not in ("merge", "given"):
-        raise GemelError(f"unknown order {order!r}: use merge or given")
+    check_modes(order, sharing)
     if profile is None:
         frame_size = {q: f.images[0].shape[:2] for q, f in feeds.items() if len(f.images)}
         profile = profile_bundle(bundle_dir, str(dev), repeats=2, frame_size=frame_size)
@@ -93,18 +102,20 @@ def run_bundle(
         predict=lambda q, out: feeds[q].predict(out),
     )
     streams = {q: Stream(q, f.fps, f.sla_s, f.frames_total) for q, f in feeds.items()}
-    engine = EdgeEngine(
-        streams,
-        TimeSharingScheduler(sched_order),
-        bm,
-        executor,
-        WallClock(),
-        cost,
-        prefetch=prefetch,
-        batch_sizes=batch_sizes(max_batch),
-    )
-    engine.clock = WallClock()  # the streams start now, after the set-up
-    result = engine.run(duration_s, on_turn=status)
+    if sharing == "space":
+        space = SpaceSharingEngine(
+            streams, sched_order, bm, executor, WallClock(), cost,
+            batch_sizes=batch_sizes(max_batch),
+        )  # fmt: skip
+        space.clock = WallClock()  # the streams start now, after the set-up
+        result = space.run(duration_s)
+    else:
+        engine = EdgeEngine(
+            streams, TimeSharingScheduler(sched_order), bm, executor, WallClock(), cost,
+            prefetch=prefetch, batch_sizes=batch_sizes(max_batch),
+        )  # fmt: skip
+        engine.clock = WallClock()  # the streams start now, after the set-up
+        result = engine.run(duration_s, on_turn=status)
     return run_record(
         result,
         streams,
@@ -112,7 +123,7 @@ def run_bundle(
         strategy=bundle_strategy(manifest),
         memory_level=level,
         budget_bytes=budget,
-        sharing="time",
+        sharing=sharing,
         eviction=policy.name,
         prefetch=prefetch,
         device=str(dev),

@@ -23,8 +23,9 @@ from gemel.edge.feeds import QueryFeed
 from gemel.edge.levels import profile_levels, resolve_budget
 from gemel.edge.profile import Profile
 from gemel.edge.replay import ReplayExecutor
-from gemel.edge.runtime import bundle_strategy, check_feeds
+from gemel.edge.runtime import bundle_strategy, check_feeds, check_modes
 from gemel.edge.scheduler import BATCH_SIZES, TimeSharingScheduler, batch_sizes, merge_aware_order
+from gemel.edge.space import SpaceSharingEngine
 from gemel.edge.streams import Stream
 from gemel.edge.summary import run_record
 from gemel.errors import GemelError
@@ -87,6 +88,7 @@ def simulate_bundle(
     duration_s: float = 30.0,
     eviction: str = BEST_POLICY,
     order: str = "merge",
+    sharing: str = "time",
     prefetch: bool = True,
     max_batch: int = max(BATCH_SIZES),
     fps: float | None = None,
@@ -101,8 +103,7 @@ def simulate_bundle(
     names = list(feeds)
     check_profile(profile, names)
     policy = make_policy(eviction)
-    if order not in ("merge", "given"):
-        raise GemelError(f"unknown order {order!r}: use merge or given")
+    check_modes(order, sharing)
     level, budget = resolve_budget(str(memory_budget), profile_levels(profile, names))
     blocks = [b for b in manifest_blocks(manifest) if b.queries & set(names)]
     bm = BlockManager(blocks, budget, policy, overhead_bytes=profile.overhead_bytes)
@@ -113,18 +114,19 @@ def simulate_bundle(
         for q, f in feeds.items()
     }
     sched_order = merge_aware_order(names, bm.blocks_of) if order == "merge" else names
-    engine = EdgeEngine(
-        streams,
-        TimeSharingScheduler(sched_order),
-        bm,
-        executor,
-        clock,
-        profile.cost_model(),
-        prefetch=prefetch,
-        batch_sizes=batch_sizes(max_batch),
-        learn=False,
-    )
-    result = engine.run(duration_s, on_turn=on_turn)
+    if sharing == "space":
+        space = SpaceSharingEngine(
+            streams, sched_order, bm, executor, clock, profile.cost_model(),
+            batch_sizes=batch_sizes(max_batch),
+        )  # fmt: skip
+        result = space.run(duration_s)
+    else:
+        engine = EdgeEngine(
+            streams, TimeSharingScheduler(sched_order), bm, executor, clock,
+            profile.cost_model(), prefetch=prefetch, batch_sizes=batch_sizes(max_batch),
+            learn=False,
+        )  # fmt: skip
+        result = engine.run(duration_s, on_turn=on_turn)
     return run_record(
         result,
         streams,
@@ -132,7 +134,7 @@ def simulate_bundle(
         strategy=bundle_strategy(manifest),
         memory_level=level,
         budget_bytes=budget,
-        sharing="time",
+        sharing=sharing,
         eviction=policy.name,
         prefetch=prefetch,
         device=profile.device,
@@ -148,26 +150,28 @@ def simulate_bundles(
     *,
     memory_budgets: Sequence[str] = ("min", "50", "75"),
     fps_values: Sequence[float | None] = (None,),
+    sharing: Sequence[str] = ("time",),
     duration_s: float = 30.0,
     eviction: str = BEST_POLICY,
     predictions: Mapping[str, Predictions] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every bundle at every budget and fps, side by side; predictions are recorded once per
-    bundle (or taken from ``predictions``, keyed by bundle path)."""
+    """Every bundle at every budget, fps and sharing mode, side by side; predictions are
+    recorded once per bundle (or taken from ``predictions``, keyed by bundle path)."""
     runs = []
     for bundle in bundles:
         manifest = read_manifest(bundle)
         preds = (predictions or {}).get(str(bundle)) or record_predictions(bundle, feeds)
-        for budget in memory_budgets:
-            for fps in fps_values:
-                if progress is not None:
-                    rate = f" {fps:g} fps" if fps else ""
-                    progress(f"{bundle_strategy(manifest)} @ {budget}{rate}")
-                run = simulate_bundle(
-                    manifest, profile, feeds, preds, memory_budget=budget,
-                    duration_s=duration_s, eviction=eviction, fps=fps,
-                )  # fmt: skip
-                run["bundle"] = str(bundle)
-                runs.append(run)
+        for mode in sharing:
+            for budget in memory_budgets:
+                for fps in fps_values:
+                    if progress is not None:
+                        rate = f" {fps:g} fps" if fps else ""
+                        progress(f"{bundle_strategy(manifest)} {mode} @ {budget}{rate}")
+                    run = simulate_bundle(
+                        manifest, profile, feeds, preds, memory_budget=budget,
+                        duration_s=duration_s, eviction=eviction, fps=fps, sharing=mode,
+                    )  # fmt: skip
+                    run["bundle"] = str(bundle)
+                    runs.append(run)
     return runs
