@@ -152,3 +152,10 @@ def test_cli_merge_none_and_evaluate(env, workload_path, tmp_path, capsys):
         assert result[q]["frames"] == r["frames"] == 120
     assert main(["evaluate", str(workload_path), "--bundle", str(tmp_path / "nope")]) == 2
     assert "bundle folder not found" in capsys.readouterr().err
+    resized = [_query("car0", "v0", "car"), _query("person0", "v0", "person")]
+    resized[0]["model"]["input_size"] = 16
+    other = _write(env, "resized", resized)
+    assert main(["evaluate", str(other), "--bundle", str(out)]) == 2
+    assert "query 'car0' was bundled with other input settings" in capsys.readouterr().err
+    assert main(["merge", str(workload_path), "--out", str(out), "--resume", "--seed", "1"]) == 2
+    assert "cannot resume: seed was 0, now 1" in capsys.readouterr().err

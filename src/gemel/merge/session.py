@@ -137,7 +137,12 @@ class MergeSession:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def try_step(self, candidate: Candidate, *, partial: bool = True) -> StepOutcome:
-        """Try sharing ``candidate`` on top of the accepted configuration (see module doc)."""
+        """Try sharing ``candidate`` on top of the accepted configuration (see module doc).
+
+        A candidate must add savings (``added_savings`` > 0); strategies check first.
+        """
+        if self.added_savings(candidate.instances) <= 0:
+            raise ValueError(f"candidate {candidate.label!r} shares nothing new")
         index = self._next
         self._next += 1
         record = self.journal.step(index)
