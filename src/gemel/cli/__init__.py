@@ -11,10 +11,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gemel.cli import analyze_cmd, diff_cmd, evaluate_cmd, inspect_cmd, merge_cmd
+from gemel.cli import (
+    analyze_cmd,
+    diff_cmd,
+    evaluate_cmd,
+    inspect_cmd,
+    label_cmd,
+    merge_cmd,
+    train_cmd,
+)
 from gemel.errors import GemelError
 
-COMMAND_MODULES = (analyze_cmd, inspect_cmd, diff_cmd, merge_cmd, evaluate_cmd)
+COMMAND_MODULES = (
+    analyze_cmd,
+    label_cmd,
+    train_cmd,
+    inspect_cmd,
+    diff_cmd,
+    merge_cmd,
+    evaluate_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,253 @@
+"""Base (unmerged) models: train each query's model on its train split, record its accuracy.
+
+A query whose model has a ``checkpoint`` is taken as trained and only evaluated (unless
+``finetune``: then training starts from that checkpoint). Every other query is trained from
+scratch. Each base model lives in its own folder under ``<cache>/models/``, keyed by a hash
+of everything that decides its weights (model, task, source, splits, training settings), with:
+
+- ``state.pt``: the training state after the last finished epoch (an interrupted run resumes
+  from it);
+- ``model.safetensors``: the weights of the epoch with the best validation accuracy;
+- ``record.json``: the :class:`BaseRecord`, written last (its presence means "done").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gemel.data.dataset import QueryData, load_split, query_task
+from gemel.data.sources import cache_dir, file_stamp, source_key
+from gemel.errors import GemelError
+from gemel.io import atomic_path, write_json_atomic
+from gemel.models import build_model
+from gemel.workload import ModelSpec, Workload
+
+TRAINER_VERSION = 1  # bump when training changes what it produces
+
+Progress = Callable[[str, int, int], None]  # (query, done, total) batches
+
+
+@dataclass(frozen=True)
+class BaseRecord:
+    """A query's base model: where its weights are and how well it does.
+
+    ``unmerged_accuracy`` and ``chance_accuracy`` are on the test split; ``val_accuracy`` and
+    ``val_chance_accuracy`` on the validation split. ``trained`` is False when the workload's
+    own checkpoint was only evaluated.
+    """
+
+    query: str
+    checkpoint: Path
+    unmerged_accuracy: float
+    val_accuracy: float
+    chance_accuracy: float
+    val_chance_accuracy: float
+    epochs: int
+    train_seconds: float
+    trained: bool
+
+    def model_spec(self, wl: Workload) -> ModelSpec:
+        """The query's model spec with this record's checkpoint."""
+        return wl.query(self.query).model.model_copy(update={"checkpoint": self.checkpoint})
+
+    def load_model(self, wl: Workload, device: str | torch.device = "cpu") -> nn.Module:
+        """The trained base model, in eval mode."""
+        where = f"{wl.label}: query {self.query!r}"
+        return build_model(self.model_spec(wl), where=where, device=device)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "checkpoint": str(self.checkpoint)}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> BaseRecord:
+        return BaseRecord(**{**data, "checkpoint": Path(data["checkpoint"])})
+
+
+def model_dir(wl: Workload, query: str, *, finetune: bool = False) -> Path:
+    """The folder of a query's base model (see the module docstring)."""
+    q = wl.query(query)
+    model = q.model.model_dump(mode="json")
+    if q.model.checkpoint is not None:
+        ck = Path(q.model.checkpoint)
+        model["checkpoint"] = [str(ck.resolve()), file_stamp(ck) if ck.is_file() else None]
+    key = {
+        "model": model,
+        "task": wl.task_of(q).model_dump(mode="json"),
+        "source": source_key(wl.source_of(q)),
+        "splits": wl.splits.model_dump(mode="json"),
+        "train": wl.train_of(q).model_dump(mode="json"),
+        "finetune": finetune,
+        "version": TRAINER_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / "models" / f"{query}-{digest}"
+
+
+@torch.no_grad()
+def model_outputs(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """The model's outputs on ``inputs``, in eval mode, batch by batch (on the model's device)."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs = [
+        model(inputs[i : i + batch_size].to(device)).float().cpu()
+        for i in range(0, len(inputs), batch_size)
+    ]
+    return torch.cat(outs)
+
+
+def evaluate(model: nn.Module, data: QueryData, *, batch_size: int = 256) -> float:
+    """The model's accuracy (mean per-frame score) on a query's split."""
+    outputs = model_outputs(model, data.inputs, batch_size=batch_size)
+    _check_outputs(outputs, data)
+    return data.task.accuracy(data.task.predict(outputs), data.targets)
+
+
+def _check_outputs(outputs: torch.Tensor, data: QueryData) -> None:
+    if outputs.ndim != 2 or outputs.shape[1] != data.task.num_outputs:
+        raise GemelError(
+            f"query {data.query!r}: the model gives outputs of shape {list(outputs.shape)}, "
+            f"its task needs [N, {data.task.num_outputs}]"
+        )
+
+
+def augment(x: torch.Tensor, spec: ModelSpec, gen: torch.Generator) -> torch.Tensor:
+    """Random mirror, brightness (x0.6-1.25) and colour cast (x0.92-1.08 per channel) of a
+    normalised batch, so a base model trained on daylight still works at dusk."""
+    n = len(x)
+    mean = torch.tensor(spec.normalization.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.normalization.std).view(1, 3, 1, 1)
+    gain = torch.empty(n, 1, 1, 1).uniform_(0.6, 1.25, generator=gen)
+    gain = gain * torch.empty(n, 3, 1, 1).uniform_(0.92, 1.08, generator=gen)
+    flip = (torch.rand(n, generator=gen) < 0.5).view(-1, 1, 1, 1)
+    x = torch.where(flip, x.flip(-1), x)
+    return ((x * std + mean) * gain - mean) / std
+
+
+def _save_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
+
+
+def _train(
+    wl: Workload, query: str, folder: Path, init: Path | None, progress: Progress | None
+) -> tuple[int, float]:
+    """Train (or resume training) the query's model; returns (epochs, seconds)."""
+    q = wl.query(query)
+    cfg = wl.train_of(q)
+    where = f"{wl.label}: query {query!r}"
+    train, val = load_split(wl, query, "train"), load_split(wl, query, "val")
+    spec = q.model.model_copy(update={"checkpoint": init})
+    seed = zlib.crc32(query.encode())
+    torch.manual_seed(seed)
+    model = build_model(spec, where=where)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
+    state_path = folder / "state.pt"
+    epoch, seconds, best = 0, 0.0, -1.0
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        epoch, seconds, best = state["epoch"], state["seconds"], state["best"]
+    while epoch < cfg.epochs:
+        start = time.perf_counter()
+        model.train()
+        gen = torch.Generator().manual_seed(seed + epoch)
+        order = torch.randperm(len(train), generator=gen)
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            out = model(augment(train.inputs[idx], spec, gen))
+            if step == 0 and epoch == 0:
+                _check_outputs(out.detach(), train)
+            loss = train.task.loss(out, train.targets[idx])
+            if not torch.isfinite(loss):
+                raise GemelError(f"{where}: training diverged (loss {loss.item()}); lower 'lr'")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if progress is not None:
+                progress(query, epoch * steps_per_epoch + step + 1, total)
+        epoch += 1
+        acc = evaluate(model, val)
+        if acc > best:
+            best = acc
+            _save_weights(model, folder / "model.safetensors")
+        seconds += time.perf_counter() - start
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "seconds": seconds,
+            "best": best,
+        }
+        with atomic_path(state_path) as tmp:
+            torch.save(state, tmp)
+    return epoch, seconds
+
+
+def train_base_model(
+    wl: Workload, query: str, *, finetune: bool = False, progress: Progress | None = None
+) -> BaseRecord:
+    """The query's base record: read if done, else trained (or resumed) and evaluated now."""
+    q = wl.query(query)
+    query_task(wl, query)  # checks the task against the model before any work
+    folder = model_dir(wl, query, finetune=finetune)
+    record_path = folder / "record.json"
+    if record_path.is_file():
+        return BaseRecord.from_json(json.loads(record_path.read_text()))
+    folder.mkdir(parents=True, exist_ok=True)
+    given = Path(q.model.checkpoint) if q.model.checkpoint is not None else None
+    if given is not None and not finetune:
+        checkpoint, epochs, seconds, trained = given, 0, 0.0, False
+    else:
+        epochs, seconds = _train(wl, query, folder, given, progress)
+        checkpoint, trained = folder / "model.safetensors", True
+    spec = q.model.model_copy(update={"checkpoint": checkpoint})
+    model = build_model(spec, where=f"{wl.label}: query {query!r}")
+    val, test = load_split(wl, query, "val"), load_split(wl, query, "test")
+    record = BaseRecord(
+        query=query,
+        checkpoint=checkpoint,
+        unmerged_accuracy=evaluate(model, test),
+        val_accuracy=evaluate(model, val),
+        chance_accuracy=test.chance_accuracy,
+        val_chance_accuracy=val.chance_accuracy,
+        epochs=epochs,
+        train_seconds=round(seconds, 2),
+        trained=trained,
+    )
+    write_json_atomic(record_path, record.to_json())
+    return record
+
+
+def base_models(
+    wl: Workload,
+    *,
+    queries: list[str] | None = None,
+    finetune: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, BaseRecord]:
+    """Every query's base record (training what is not trained yet), in workload order."""
+    names = queries if queries is not None else wl.query_names
+    return {
+        name: train_base_model(wl, name, finetune=finetune, progress=progress) for name in names
+    }
