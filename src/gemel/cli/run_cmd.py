@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prefetch", action="store_true", help="load blocks only when needed")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch size (1, 2, 4, 8)")
     p.add_argument("--profile", type=Path, help="seed the scheduler from this profile")
+    p.add_argument(
+        "--live-updates", action="store_true",
+        help="adopt newer bundles published in the bundle folder while running",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, metavar="OUT", help='write {"runs": [...]} here')
     p.set_defaults(func=run)
 
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             args.bundle, feeds, device=args.device, memory_budget=args.memory_budget,
             duration_s=duration, eviction=args.eviction, order=args.order, sharing=args.sharing,
             prefetch=not args.no_prefetch, max_batch=args.max_batch, profile=profile,
-            status=status,
+            live_updates=args.live_updates, status=status,
         )  # fmt: skip
     table = Table(title=f"{record['strategy']} @ {record['memory_level']} "
                   f"({format_bytes(record['budget_bytes'])}): {record['swaps']} swaps, "

@@ -149,6 +149,14 @@ class BlockManager:
                 pinned.append(b.id)
         return plan
 
+    def mark_resident(self, block_ids: Iterable[str]) -> None:
+        """Record blocks already on the device (after a live bundle update)."""
+        for bid in block_ids:
+            self.resident[bid] = self.blocks[bid]
+        used = self.used_bytes
+        assert used <= self.budget_bytes, f"budget exceeded: {used} > {self.budget_bytes}"
+        self.peak_bytes = max(self.peak_bytes, used)
+
     # -- internals --------------------------------------------------------------------------
     def _unref(self, bid: str) -> None:
         self.refs[bid] -= 1

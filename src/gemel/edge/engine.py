@@ -15,12 +15,14 @@ from typing import Any, Protocol
 
 from gemel.edge.accuracy import FrameResult
 from gemel.edge.blocks import BlockManager, LoadPlan
+from gemel.edge.executor import manifest_blocks
 from gemel.edge.scheduler import (
     BATCH_SIZES,
     CostModel,
     StreamRate,
     TimeSharingScheduler,
     choose_batch_sizes,
+    merge_aware_order,
     steady_state_swap_bytes,
 )
 from gemel.edge.streams import Stream
@@ -69,6 +71,11 @@ class VirtualClock:
         self.t += seconds
 
 
+class UpdateSource(Protocol):
+    def poll(self) -> tuple[Any, Any] | None:
+        """A newer ``(manifest, host store)`` to adopt, or None."""
+
+
 class Executor(Protocol):
     """Moves bytes and runs models on whatever the block manager made resident."""
 
@@ -102,6 +109,8 @@ class EngineResult:
     """per batch: wall time of the scheduler and the block manager"""
     turn_overhead_s: list[float] = field(default_factory=list)
     """per batch: wall time of the turn outside foreground copies and the model run"""
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    """live bundle updates adopted during the run"""
 
     @property
     def turns(self) -> int:
@@ -124,6 +133,7 @@ class EdgeEngine:
         batch_sizes: tuple[int, ...] = BATCH_SIZES,
         replan_every: int = 4,
         learn: bool = True,
+        updates: UpdateSource | None = None,
     ) -> None:
         self.streams = dict(streams)
         self.scheduler = scheduler
@@ -135,6 +145,8 @@ class EdgeEngine:
         self.batch_sizes = batch_sizes
         self.replan_every = replan_every
         self.learn = learn
+        self.updates = updates
+        self.adoptions: list[dict[str, Any]] = []
         self.rates = {q: StreamRate(s.fps, s.sla_s) for q, s in self.streams.items()}
         for q in scheduler.order:
             blocks.check_fits(q, cost.activation(q, 1))
@@ -157,6 +169,23 @@ class EdgeEngine:
             sched.order, self.rates, self.cost, swaps, batch_sizes=self.batch_sizes, fits=fits
         )
 
+    def adopt(self, manifest: Any, host: Any) -> set[str]:
+        """Switch to a newer bundle between batches; returns the block ids now resident."""
+        old = self.blocks
+        hot = {q for q in self.scheduler.order if old.is_ready(q)}
+        report = self.executor.adopt(manifest, host, hot)  # type: ignore[attr-defined]
+        names = set(self.streams)
+        blocks = [b for b in manifest_blocks(manifest) if b.queries & names]
+        bm = BlockManager(blocks, old.budget_bytes, old.policy, overhead_bytes=old.overhead_bytes)
+        bm.mark_resident(report["resident"])
+        bm.loads, bm.load_bytes, bm.evictions = old.loads, old.load_bytes, old.evictions
+        bm.peak_bytes = max(bm.peak_bytes, old.peak_bytes)
+        self.blocks = bm
+        self.scheduler.order = merge_aware_order(self.scheduler.order, bm.blocks_of)
+        report = {k: v for k, v in report.items() if k != "resident"}
+        self.adoptions.append({"at_s": self.clock.now(), **report})
+        return set(bm.resident)
+
     def run(
         self, duration_s: float, on_turn: Callable[[EdgeEngine, float], None] | None = None
     ) -> EngineResult:
@@ -173,6 +202,10 @@ class EdgeEngine:
             now = clock.now()
             if now >= duration_s:
                 break
+            if self.updates is not None and (update := self.updates.poll()) is not None:
+                seen = self.adopt(*update)
+                bm = self.blocks
+                self.plan_batches()
             t_sched = time.perf_counter()
             if sched.cycle_start:
                 self._cycles += 1
@@ -245,4 +278,5 @@ class EdgeEngine:
             peak_bytes=bm.peak_bytes,
             sched_overhead_s=overhead,
             turn_overhead_s=turn_overhead,
+            updates=self.adoptions,
         )

@@ -77,17 +77,16 @@ class TorchExecutor:
                     slots.setdefault(tid, []).append((owner, attr))
         return slots
 
-    def _block_layout(self) -> dict[str, list[tuple[int, int, torch.dtype, tuple, list]]]:
-        """block id -> ``(offset in block, nbytes, dtype, shape, slots)`` of its tensors."""
+    def _block_layout(self) -> dict[str, list[tuple[int, int, torch.dtype, tuple, list, str]]]:
+        """block id -> ``(offset in block, nbytes, dtype, shape, slots, sha256)`` per tensor."""
         layout = {}
         for entry in self.manifest.blocks:
             rows = []
             for tid in entry.tensors:
                 t = self.manifest.tensors[tid]
                 dtype = getattr(torch, t.dtype)
-                rows.append(
-                    (t.block_offset, t.nbytes, dtype, tuple(t.shape), self._slots.get(tid, []))
-                )
+                slots = self._slots.get(tid, [])
+                rows.append((t.block_offset, t.nbytes, dtype, tuple(t.shape), slots, t.sha256))
             layout[entry.name] = rows
         return layout
 
@@ -112,7 +111,7 @@ class TorchExecutor:
         if self._bound_at.get(block_id) == offset:
             return
         base = self.arena.view(block_id)
-        for start, nbytes, dtype, shape, slots in self._layout[block_id]:
+        for start, nbytes, dtype, shape, slots, _sha in self._layout[block_id]:
             view = base[start : start + nbytes].view(dtype).view(shape)
             for table, attr in slots:
                 t = table[attr]
@@ -181,3 +180,87 @@ class TorchExecutor:
             out = self.models[query](x.to(self.device, non_blocking=True))
             preds = self.predict(query, out)
         return list(zip(kept, preds, strict=True))
+
+    # -- live bundle updates ----------------------------------------------------------------
+    def adopt(self, manifest: BundleManifest, host: HostStore, hot: set[str]) -> dict[str, Any]:
+        """Switch to a newer bundle of the same queries, between batches.
+
+        A resident block whose contents are unchanged (same block sha256) stays where it is.
+        New blocks of the ``hot`` queries (those ready to run now) are assembled at once: a
+        tensor whose sha256 is already on the device is copied device to device, only the
+        others come from the host. Other blocks load on demand later. Returns what it did,
+        including ``resident`` (the new block ids now on the device).
+        """
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        t0 = time.perf_counter()
+        old_layout, old_entries = self._layout, self.entries
+        old = {f"old:{k}": v for k, v in self.arena.ranges.items()}
+        self.arena.ranges = dict(old)
+        on_device: dict[str, int] = {}  # sha256 -> arena offset of a resident copy
+        old_by_sha: dict[str, str] = {}
+        for key, (off, _n) in old.items():
+            bid = key.removeprefix("old:")
+            old_by_sha[old_entries[bid].sha256] = key
+            for start, _nb, _dt, _sh, _sl, sha in old_layout[bid]:
+                on_device.setdefault(sha, off + start)
+
+        self.manifest, self.host = manifest, host
+        self.entries = {b.name: b for b in manifest.blocks}
+        self._retie()
+        self._slots = self._collect_slots()
+        self._layout = self._block_layout()
+        self._bound_at.clear()
+        self._ready.clear()
+
+        kept, loaded = [], []
+        from_host = on_device_bytes = 0
+        for b in manifest.blocks:
+            key = old_by_sha.get(b.sha256)
+            if key is not None and old[key][1] == b.nbytes:
+                self.arena.ranges[b.name] = self.arena.ranges.pop(key)
+                kept.append(b.name)
+        for b in manifest.blocks:
+            if b.name in kept or not set(b.queries) & hot:
+                continue
+            if self.arena.alloc(b.name, b.nbytes) is None:
+                continue  # no room beside the old blocks: it loads on demand
+            dst = self.arena.view(b.name)
+            for start, nbytes, _dt, _sh, _sl, sha in self._layout[b.name]:
+                src_off = on_device.get(sha)
+                if src_off is not None:
+                    dst[start : start + nbytes].copy_(self.arena.buffer[src_off : src_off + nbytes])
+                    on_device_bytes += nbytes
+                else:
+                    dst[start : start + nbytes].copy_(host.range(b.offset + start, nbytes))
+                    from_host += nbytes
+            loaded.append(b.name)
+        for key in old:
+            self.arena.free(key)
+        for bid in [*kept, *loaded]:
+            self._bind(bid)
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        self.copied_bytes += from_host
+        return {
+            "adopt_s": time.perf_counter() - t0,
+            "bytes_from_host": from_host,
+            "bytes_on_device": on_device_bytes,
+            "kept_blocks": len(kept),
+            "loaded_blocks": len(loaded),
+            "resident": [*kept, *loaded],
+            "weights": manifest.weights,
+        }
+
+    def _retie(self) -> None:
+        """One parameter object per tensor of the new manifest, shared by exactly its users."""
+        fresh: dict[str, nn.Parameter] = {}
+        for q, entry in self.manifest.queries.items():
+            model = self.models[q]
+            for name, tid in entry.params.items():
+                path, _, attr = name.rpartition(".")
+                table = model.get_submodule(path)._parameters
+                if tid not in fresh:
+                    old = table[attr]
+                    fresh[tid] = nn.Parameter(old.data, requires_grad=False)
+                table[attr] = fresh[tid]

@@ -8,6 +8,7 @@ learns from what it observes, and sizes the memory levels.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from gemel.edge.scheduler import BATCH_SIZES, TimeSharingScheduler, batch_sizes,
 from gemel.edge.space import SpaceSharingEngine
 from gemel.edge.streams import Stream
 from gemel.edge.summary import run_record
+from gemel.edge.updates import BundleWatcher
 from gemel.errors import GemelError
 from gemel.merge.bundle import BundleManifest, load_bundle, read_manifest
 
@@ -64,6 +66,7 @@ def run_bundle(
     prefetch: bool = True,
     max_batch: int = max(BATCH_SIZES),
     profile: Profile | None = None,
+    live_updates: bool = False,
     status: Status | None = None,
 ) -> dict[str, Any]:
     """Play ``feeds`` through the bundle's models for ``duration_s`` s; the run's JSON record.
@@ -72,12 +75,16 @@ def run_bundle(
     ``order``: ``merge`` (queries sharing blocks adjacent) or ``given`` (the feeds' order).
     ``sharing``: ``time`` (round-robin, swapping) or ``space`` (fixed slices, concurrent;
     :mod:`gemel.edge.space`). ``max_batch`` caps the batch sizes (from 1, 2, 4, 8).
+    ``live_updates``: adopt newer bundles published in ``bundle_dir`` while running (time
+    sharing only); each adoption is reported under ``updates``.
     """
     dev = resolve_device(device)
     manifest = read_manifest(bundle_dir)
     check_feeds(manifest, feeds)
     policy = make_policy(eviction)
     check_modes(order, sharing)
+    if live_updates and sharing != "time":
+        raise GemelError("live bundle updates need time sharing (--sharing time)")
     if profile is None:
         frame_size = {q: f.images[0].shape[:2] for q, f in feeds.items() if len(f.images)}
         profile = profile_bundle(bundle_dir, str(dev), repeats=2, frame_size=frame_size)
@@ -90,7 +97,9 @@ def run_bundle(
         bm.check_fits(q, 0)
     cost = profile.cost_model()
     sched_order = merge_aware_order(names, bm.blocks_of) if order == "merge" else names
-    arena = min(sum(b.nbytes for b in blocks), max(0, budget - profile.overhead_bytes))
+    # room for a newer bundle's blocks beside the old ones while adopting it
+    spare = 2 if live_updates else 1
+    arena = min(spare * sum(b.nbytes for b in blocks), max(0, budget - profile.overhead_bytes))
     models = load_bundle(bundle_dir)
     executor = TorchExecutor(
         bundle_dir,
@@ -110,12 +119,14 @@ def run_bundle(
         space.clock = WallClock()  # the streams start now, after the set-up
         result = space.run(duration_s)
     else:
+        watcher = BundleWatcher(bundle_dir, manifest, pin=executor.cuda) if live_updates else None
         engine = EdgeEngine(
             streams, TimeSharingScheduler(sched_order), bm, executor, WallClock(), cost,
-            prefetch=prefetch, batch_sizes=batch_sizes(max_batch),
+            prefetch=prefetch, batch_sizes=batch_sizes(max_batch), updates=watcher,
         )  # fmt: skip
-        engine.clock = WallClock()  # the streams start now, after the set-up
-        result = engine.run(duration_s, on_turn=status)
+        with watcher or contextlib.nullcontext():
+            engine.clock = WallClock()  # the streams start now, after the set-up
+            result = engine.run(duration_s, on_turn=status)
     return run_record(
         result,
         streams,

@@ -64,4 +64,5 @@ def run_record(
         "sched_overhead_ms": _percentiles_ms(result.sched_overhead_s),
         "turn_overhead_ms": _percentiles_ms(result.turn_overhead_s),
         "queries": queries,
+        "updates": result.updates,
     }
