@@ -18,6 +18,9 @@ from gemel.cli import (
     inspect_cmd,
     label_cmd,
     merge_cmd,
+    profile_cmd,
+    run_cmd,
+    simulate_cmd,
     train_cmd,
 )
 from gemel.errors import GemelError
@@ -28,6 +31,9 @@ COMMAND_MODULES = (
     train_cmd,
     inspect_cmd,
     diff_cmd,
+    profile_cmd,
+    run_cmd,
+    simulate_cmd,
     merge_cmd,
     evaluate_cmd,
 )
