@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 import torch
+from rich.console import Console
 
 from gemel.analyze import analyze_models
 from gemel.errors import GemelError
@@ -13,6 +15,7 @@ from gemel.merge.journal import Journal
 from gemel.merge.planner import common_stem, get_strategy
 from gemel.merge.session import MergeSession, connected_queries, step_seed
 from gemel.merge.tying import shared_locations
+from gemel.merge.view import MergeView
 from merge_helpers import FakeRetrainer, tiny_models
 
 NAMES = ("q0", "q1", "q2")
@@ -180,3 +183,20 @@ def test_journal_refuses_reuse_and_changed_settings_and_drops_torn_lines(tmp_pat
     assert journal.path.read_text().endswith("\n")
     with pytest.raises(GemelError, match="no merge journal"):
         Journal.open(tmp_path / "empty", {}, resume=True)
+
+
+def test_live_view_shows_steps_savings_and_accepted_accuracy(tmp_path):
+    fake = FakeRetrainer(NAMES, conflicts={"q2": {"q0", "q1"}})
+    console = Console(file=io.StringIO(), width=120)
+    session, analysis = _session(tmp_path, fake)
+    view = MergeView(
+        "gemel", analysis.max_savings_bytes, fake.targets, dict.fromkeys(NAMES, 0.9), console
+    )
+    session.view = view
+    with view:
+        get_strategy("gemel").run(session)
+    text = console.file.getvalue()
+    assert "step 0 group 0: partial (missed: q2)" in text
+    assert "step 1 group 0 half: rejected" in text
+    assert view.accuracy == dict.fromkeys(NAMES, 0.9)  # the accepted state, not a failed try
+    assert view.saved == session.config.shared_bytes(session.models)

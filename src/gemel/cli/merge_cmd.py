@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         live=True,
     )
-    table = Table(title=f"{args.strategy}: {args.out}/report.json")
+    table = Table(title=f"{args.strategy}: {args.out / 'report.json'}")
     for col in ("query", "unmerged", "merged", "target", "chance", ""):
         table.add_column(col, justify="left" if col == "query" else "right")
     for q, r in report["queries"].items():
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             "[green]ok[/]" if r["met"] else "[red]below[/]",
         )
     console = Console()
+    console.print()
     console.print(table)
     console.print(
         f"memory {format_bytes(report['memory_before_bytes'])} -> "

@@ -185,7 +185,10 @@ def merge_workload(
         time_budget_s=time_budget_s,
         on_step=on_step,
     )
-    view = MergeView(strategy, analysis.max_savings_bytes, targets) if live else None
+    view = None
+    if live:
+        base_val = {q: r.val_accuracy for q, r in records.items()}
+        view = MergeView(strategy, analysis.max_savings_bytes, targets, base_val)
     session.view = view
     with view or nullcontext():
         planner.run(session)

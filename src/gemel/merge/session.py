@@ -59,7 +59,11 @@ class SessionView(Protocol):
 
     def validated(self, epoch: float, accuracy: dict[str, float]) -> None: ...
 
-    def step_finished(self, outcome: StepOutcome, saved_bytes: int) -> None: ...
+    def step_finished(
+        self, outcome: StepOutcome, saved_bytes: int, accuracy: dict[str, float]
+    ) -> None:
+        """``accuracy``: validation accuracy of the step's configuration as published (or as
+        it would have been, for a rejected step)."""
 
 
 Publish = Callable[[int, MergeConfig], str]
@@ -195,7 +199,7 @@ class MergeSession:
             self._record(candidate, outcome, result, accuracy, bundle, time.monotonic() - t0)
         )
         if self.view:
-            self.view.step_finished(outcome, self.config.shared_bytes(self.models))
+            self.view.step_finished(outcome, self.config.shared_bytes(self.models), accuracy)
         return outcome
 
     # -- internals ----------------------------------------------------------------------
@@ -270,5 +274,6 @@ class MergeSession:
             tuple(record["retrained"]),
         )
         if self.view:
-            self.view.step_finished(outcome, record["total_saved_bytes"])
+            accuracy = {q: a["accuracy_published"] for q, a in record["accuracy"].items()}
+            self.view.step_finished(outcome, record["total_saved_bytes"], accuracy)
         return outcome

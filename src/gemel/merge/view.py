@@ -21,12 +21,15 @@ class MergeView:
         strategy: str,
         bound_bytes: int,
         targets: dict[str, float],
+        accuracy: dict[str, float],
         console: Console | None = None,
     ) -> None:
         self.strategy = strategy
         self.bound = bound_bytes
         self.targets = targets
-        self.accuracy: dict[str, float] = {}
+        self.accuracy = dict(accuracy)
+        """validation accuracy of the accepted configuration (during a step: the latest)"""
+        self._accepted = dict(accuracy)
         self.saved = 0
         self.step = "starting"
         self.log: list[str] = []
@@ -56,8 +59,13 @@ class MergeView:
         self.step = self.step.split(" @ ")[0] + f" @ epoch {epoch:.2f}"
         self._update()
 
-    def step_finished(self, outcome: StepOutcome, saved_bytes: int) -> None:
+    def step_finished(
+        self, outcome: StepOutcome, saved_bytes: int, accuracy: dict[str, float]
+    ) -> None:
         self.saved = saved_bytes
+        if outcome.accepted:
+            self._accepted.update(accuracy)
+        self.accuracy = dict(self._accepted)
         failed = f" (missed: {', '.join(outcome.failed)})" if outcome.failed else ""
         self.log.append(f"step {outcome.index} {outcome.label}: {outcome.status}{failed}")
         self.step = "choosing the next step"
