@@ -159,3 +159,7 @@ def test_cli_merge_none_and_evaluate(env, workload_path, tmp_path, capsys):
     assert "query 'car0' was bundled with other input settings" in capsys.readouterr().err
     assert main(["merge", str(workload_path), "--out", str(out), "--resume", "--seed", "1"]) == 2
     assert "cannot resume: seed was 0, now 1" in capsys.readouterr().err
+    assert (
+        main(["merge", str(workload_path), "--out", str(tmp_path / "x"), "--device", "tpu9"]) == 2
+    )
+    assert "unknown device 'tpu9'" in capsys.readouterr().err

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run journaled in --out")
+    p.add_argument(
+        "--device", default="cpu", help="where models retrain: cpu, cuda... (default cpu)"
+    )
     p.set_defaults(func=run)
 
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         init=args.init,
         resume=args.resume,
+        device=args.device,
         live=True,
     )
     table = Table(title=f"{args.strategy}: {args.out / 'report.json'}")

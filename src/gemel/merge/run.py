@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from gemel.analyze import analyze_models
@@ -99,6 +100,15 @@ def val_target(record: BaseRecord, fraction: float, margin: float) -> float:
     return min(1.0, fraction * record.val_accuracy + margin)
 
 
+def _check_device(device: str) -> None:
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise GemelError(f"unknown device {device!r} (use cpu, cuda, cuda:1...)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise GemelError(f"device {device!r}: CUDA is not available here")
+
+
 def merge_workload(
     workload: Workload,
     out_dir: str | Path,
@@ -113,6 +123,7 @@ def merge_workload(
     lr: float | None = None,
     batch_size: int | None = None,
     resume: bool = False,
+    device: str = "cpu",
     live: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
@@ -122,13 +133,15 @@ def merge_workload(
     use the validation split: a query must reach ``target × its unmerged val accuracy +
     margin``; the report's figures are on the test split. ``resume`` continues the run
     journaled in ``out_dir`` (same strategy, seed and settings) without redoing its steps.
-    ``on_step(index)`` runs in every step once its layers are tied.
+    ``device`` holds the models while they retrain (bit-for-bit resumes are promised on the
+    CPU). ``on_step(index)`` runs in every step once its layers are tied.
     """
     planner = get_strategy(strategy)
     if epochs_per_step <= 0:
         raise GemelError(f"epochs per step must be positive, not {epochs_per_step}")
     if not 0 <= margin < 1:
         raise GemelError(f"margin must be in [0, 1), not {margin}")
+    _check_device(device)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise GemelError(f"{out_dir}: exists and is not a folder")
@@ -154,7 +167,7 @@ def merge_workload(
         "batch_size": trainer.config.batch_size,
     }
     journal = Journal.open(out_dir, header, resume=resume)
-    base = {q: r.load_model(workload) for q, r in records.items()}
+    base = {q: r.load_model(workload, device=device) for q, r in records.items()}
     analysis = analyze_models(
         base, workload.name, {q.name: q.model.label for q in workload.queries}
     )
@@ -164,7 +177,7 @@ def merge_workload(
     models = base
     published = [s for s in journal.steps if s.get("bundle")]
     if published:
-        models = load_bundle(out_dir / published[-1]["bundle"])
+        models = load_bundle(out_dir / published[-1]["bundle"], device=device)
 
     def publish(index: int, config: MergeConfig) -> str:
         rel = f"steps/step-{index:03d}"
