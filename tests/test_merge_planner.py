@@ -160,6 +160,9 @@ def test_resume_replays_journaled_steps_without_retraining(tmp_path):
     with pytest.raises(RuntimeError, match="injected"):
         get_strategy("gemel").run(first)
     assert len(first.journal.steps) == 2
+    # the interrupted step was undone in memory too: the models hold the accepted sharing
+    live = {frozenset(locs) for locs in shared_locations(first.models)}
+    assert live == {frozenset(layer.members) for layer in first.config.shared}
     fake = FakeRetrainer(NAMES, conflicts=conflicts)
     resumed, _ = _session(tmp_path / "run", fake, resume=True)
     get_strategy("gemel").run(resumed)

@@ -162,29 +162,34 @@ class MergeSession:
                 index, candidate.label, retrained, proposed.shared_bytes(self.models) - before
             )
         snapshots = {q: Snapshot.take(self.models, [q]) for q in retrained}
-        untie(self.models, new_members)  # tied copies never alias a pre-step object
-        apply_merge(self.models, proposed, init=self.init)
-        if self.on_step:
-            self.on_step(index)
-        result = self.retrainer.retrain(
-            self.models,
-            retrained,
-            seed=step_seed(self.seed, index),
-            deadline=self.deadline,
-            on_validate=self.view.validated if self.view else None,
-        )
-        failed = sorted(result.failed)
-        published = proposed
-        accuracy = {q: o.accuracy for q, o in result.queries.items()}
-        if failed:
-            published = self._drop_failed(proposed, new_members, failed, partial, snapshots)
-            if published is not None:
-                accuracy = self.retrainer.validate(self.models, retrained)
-                if any(accuracy[q] < self.retrainer.targets[q] for q in retrained):
-                    published = None
-            if published is None:
-                for snap in snapshots.values():
-                    snap.restore()
+        try:
+            untie(self.models, new_members)  # tied copies never alias a pre-step object
+            apply_merge(self.models, proposed, init=self.init)
+            if self.on_step:
+                self.on_step(index)
+            result = self.retrainer.retrain(
+                self.models,
+                retrained,
+                seed=step_seed(self.seed, index),
+                deadline=self.deadline,
+                on_validate=self.view.validated if self.view else None,
+            )
+            failed = sorted(result.failed)
+            published: MergeConfig | None = proposed
+            accuracy = {q: o.accuracy for q, o in result.queries.items()}
+            if failed:
+                published = self._drop_failed(proposed, new_members, failed, partial, snapshots)
+                if published is not None:
+                    accuracy = self.retrainer.validate(self.models, retrained)
+                    if any(accuracy[q] < self.retrainer.targets[q] for q in retrained):
+                        published = None
+        except BaseException:  # an interrupted step leaves the models as they were
+            for snap in snapshots.values():
+                snap.restore()
+            raise
+        if published is None:
+            for snap in snapshots.values():
+                snap.restore()
         status = "rejected" if published is None else "partial" if failed else "accepted"
         saved = 0 if published is None else published.shared_bytes(self.models) - before
         outcome = StepOutcome(
