@@ -239,13 +239,7 @@ class JointTrainer:
                         q.model.eval()
                         continue
                     q.model.train()
-                    if len(orders[q.name]) < cfg.batch_size:
-                        perm = torch.randperm(len(q.train_inputs), generator=gen)
-                        orders[q.name] = torch.cat([orders[q.name], perm])
-                    idx, orders[q.name] = (
-                        orders[q.name][: cfg.batch_size],
-                        orders[q.name][cfg.batch_size :],
-                    )
+                    idx = self._next_batch(orders, q, gen)
                     device = next(q.model.parameters()).device
                     out = q.model(q.train_inputs[idx].to(device))
                     weight = 1.0 + cfg.gap_weight * max(0.0, q.target - acc[q.name])
@@ -298,6 +292,17 @@ class JointTrainer:
         result.epochs = step / steps_per_epoch
         result.wall_s = time.monotonic() - t0
         return result
+
+    def _next_batch(
+        self, orders: dict[str, torch.Tensor], q: TrainQuery, gen: torch.Generator
+    ) -> torch.Tensor:
+        """The next minibatch of ``q``'s train frames: epochs of shuffled orders, back to back."""
+        size = self.config.batch_size
+        if len(orders[q.name]) < size:
+            perm = torch.randperm(len(q.train_inputs), generator=gen)
+            orders[q.name] = torch.cat([orders[q.name], perm])
+        idx, orders[q.name] = orders[q.name][:size], orders[q.name][size:]
+        return idx
 
     @staticmethod
     def _key(queries: Sequence[TrainQuery], acc: dict[str, float]) -> tuple[int, float]:
