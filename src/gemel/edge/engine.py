@@ -112,10 +112,6 @@ class EngineResult:
     updates: list[dict[str, Any]] = field(default_factory=list)
     """live bundle updates adopted during the run"""
 
-    @property
-    def turns(self) -> int:
-        return sum(self.batches.values())
-
 
 class EdgeEngine:
     """Round-robin time sharing of the device between the queries' streams."""

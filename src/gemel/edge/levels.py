@@ -17,8 +17,6 @@ from gemel.edge.profile import Profile
 from gemel.errors import GemelError
 from gemel.units import parse_bytes
 
-LEVELS = ("min", "50", "75", "all")
-
 
 def memory_levels(
     weight_bytes: Mapping[str, int], activation_bytes: Mapping[str, int], overhead_bytes: int

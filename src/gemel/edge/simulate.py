@@ -8,7 +8,6 @@ every bundle) and a block the profile does not list loads at the profiled bandwi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from gemel.edge.space import SpaceSharingEngine
 from gemel.edge.streams import Stream
 from gemel.edge.summary import run_record
 from gemel.errors import GemelError
-from gemel.io import write_json_atomic
 from gemel.merge.bundle import BundleManifest, load_bundle, read_manifest
 
 Predictions = dict[str, list[Any]]
@@ -56,20 +54,6 @@ def record_predictions(
                 preds[i] = a
         out[q] = preds
     return out
-
-
-def save_predictions(path: str | Path, predictions: Predictions) -> None:
-    write_json_atomic(path, predictions)
-
-
-def load_predictions(path: str | Path) -> Predictions:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise GemelError(f"{path}: cannot read prediction records: {e}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise GemelError(f"{path}: not a prediction record file ({{query: [answers]}})")
-    return data
 
 
 def check_profile(profile: Profile, queries: Sequence[str]) -> None:

@@ -50,6 +50,3 @@ class Stream:
         if nxt >= self.frames_total:
             return math.inf
         return nxt / self.fps
-
-    def ended(self, now: float) -> bool:
-        return self.next_arrival(now) == math.inf and not self.has_work(now)
