@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/bench_merge"))
     ap.add_argument("--json", type=Path, help="write the figures as JSON")
     ap.add_argument("--epochs-per-step", type=float, default=3.0)
+    ap.add_argument("--time-budget", type=float, help="seconds per strategy run")
     ap.add_argument("--init-epochs", type=float, default=8.0, help="epochs for the init runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -64,7 +65,12 @@ def main() -> None:
     for strategy in ("gemel", "all", "stem"):
         out = args.out / strategy
         report = merge_workload(
-            wl, out, strategy=strategy, epochs_per_step=args.epochs_per_step, seed=args.seed
+            wl,
+            out,
+            strategy=strategy,
+            epochs_per_step=args.epochs_per_step,
+            seed=args.seed,
+            time_budget_s=args.time_budget,
         )
         rows[strategy] = _row(report)
         print(strategy, json.dumps(rows[strategy]))

@@ -173,6 +173,8 @@ def test_resume_replays_journaled_steps_without_retraining(tmp_path):
 
 
 def test_journal_refuses_reuse_and_changed_settings_and_drops_torn_lines(tmp_path):
+    Journal.open(tmp_path, {"strategy": "gemel", "seed": 0}, resume=False)
+    # no step finished yet: nothing to lose, so a fresh start is allowed
     journal = Journal.open(tmp_path, {"strategy": "gemel", "seed": 1}, resume=False)
     journal.append_step({"index": 0, "status": "accepted"})
     with pytest.raises(GemelError, match="already holds a merge run"):

@@ -30,15 +30,18 @@ class Journal:
     def open(cls, out_dir: str | Path, header: dict[str, Any], *, resume: bool) -> Journal:
         """Start a journal in ``out_dir``, or with ``resume`` continue the one there.
 
+        A journal without any finished step may be started over; one with steps only resumed.
+
         A resumed journal must have been started with the same ``header`` (strategy, seed,
         settings), else the run could not end where an uninterrupted one would.
         """
         path = Path(out_dir) / JOURNAL_NAME
         if not resume:
-            if path.exists():
+            if path.exists() and any(r.get("kind") == "step" for r in _read(path)):
                 raise GemelError(
                     f"{out_dir}: already holds a merge run; pass --resume or choose another --out"
                 )
+            path.unlink(missing_ok=True)  # a run that ended before its first step
             path.parent.mkdir(parents=True, exist_ok=True)
             journal = cls(path, header, [])
             journal._write({"kind": "start", **header})
