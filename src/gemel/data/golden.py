@@ -35,7 +35,8 @@ class LabelSummary:
 
 
 def default_categories(spec: ModelSpec) -> list[str] | None:
-    """The class names torchvision ships with a builder's weights (no download), if any."""
+    """The class names torchvision ships with a builder's weights (no download), if they fit
+    the model's number of outputs."""
     if spec.arch is None:
         return None
     import torchvision.models
@@ -45,7 +46,10 @@ def default_categories(spec: ModelSpec) -> list[str] | None:
     except (ValueError, KeyError):
         return None
     members = list(weights)
-    return list(members[0].meta.get("categories") or []) or None if members else None
+    names = list(members[0].meta.get("categories") or []) if members else []
+    if not names or (spec.num_classes is not None and spec.num_classes != len(names)):
+        return None  # retrained with other classes: name outputs by index
+    return names
 
 
 def _name(categories: Sequence[str] | None, index: int) -> str:

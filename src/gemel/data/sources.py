@@ -66,8 +66,26 @@ def _decode(source: VideoSource, where: str) -> Clip:
 
 
 def load_clip(source: SyntheticSource | VideoSource, *, where: str = "source") -> Clip:
-    """The source's frames and truth, from the cache or made now (and cached)."""
+    """The source's frames and truth, from the cache or made now (and cached).
+
+    Clips read from the cache stay memoised in the process (frames memory-mapped), so the
+    splits of one source are read once.
+    """
     folder = cache_dir() / "sources" / f"{source.kind}-{source_key(source)}"
+    if folder in _OPEN and (folder / "meta.json").is_file():
+        return _OPEN[folder]
+    clip = _read_or_make(source, folder, where)
+    _OPEN[folder] = clip
+    while len(_OPEN) > _OPEN_MAX:
+        del _OPEN[next(iter(_OPEN))]
+    return clip
+
+
+_OPEN: dict[Path, Clip] = {}
+_OPEN_MAX = 16
+
+
+def _read_or_make(source: SyntheticSource | VideoSource, folder: Path, where: str) -> Clip:
     if not (folder / "meta.json").is_file():
         clip = generate(source) if isinstance(source, SyntheticSource) else _decode(source, where)
         with atomic_dir(folder) as tmp:
