@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemel.edge.profiler import profile_bundle
+from gemel.edge.profiler import profile_bundle, set_threads
 from gemel.io import write_json_atomic
 from gemel.units import format_bytes
 
@@ -19,10 +19,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--json", type=Path, metavar="OUT", required=True, help="write the profile here")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
+    p.add_argument(
+        "--threads", type=int, metavar="N",
+        help="CPU threads for inference (default: PyTorch's; 1 on a busy machine)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     console = Console(stderr=True)
     with console.status("profiling") as status:
         profile = profile_bundle(

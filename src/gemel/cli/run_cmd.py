@@ -14,6 +14,7 @@ from gemel.edge.engine import EdgeEngine
 from gemel.edge.eviction import BEST_POLICY, EVICTION_POLICIES
 from gemel.edge.feeds import workload_feeds
 from gemel.edge.profile import read_profile
+from gemel.edge.profiler import set_threads
 from gemel.edge.runtime import run_bundle
 from gemel.io import write_json_atomic
 from gemel.units import format_bytes, parse_seconds
@@ -38,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--order", default="merge", choices=["merge", "given"])
     p.add_argument("--no-prefetch", action="store_true", help="load blocks only when needed")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch size (1, 2, 4, 8)")
+    p.add_argument(
+        "--threads", type=int, metavar="N",
+        help="CPU threads for inference (default: PyTorch's; 1 on a busy machine)",
+    )  # fmt: skip
     p.add_argument("--profile", type=Path, help="seed the scheduler from this profile")
     p.add_argument(
         "--live-updates", action="store_true",
@@ -65,6 +70,7 @@ def _status_table(engine: EdgeEngine, now: float) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     wl = load_workload(args.workload)
     duration = parse_seconds(args.duration)
     console = Console(stderr=True)

@@ -12,7 +12,7 @@ from gemel.edge.eviction import BEST_POLICY, EVICTION_POLICIES
 from gemel.edge.feeds import workload_feeds
 from gemel.edge.plots import plot_runs
 from gemel.edge.profile import read_profile
-from gemel.edge.profiler import profile_bundle
+from gemel.edge.profiler import profile_bundle, set_threads
 from gemel.edge.simulate import simulate_bundles
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--profile", type=Path, help="profile JSON (default: measure the first bundle)")
     p.add_argument("--device", default="cpu", help="device to profile on when no --profile")
+    p.add_argument(
+        "--threads", type=int, metavar="N",
+        help="CPU threads for inference (default: PyTorch's; 1 on a busy machine)",
+    )  # fmt: skip
     p.add_argument(
         "--memory-budget", default="min,50,75", metavar="LIST",
         help="comma-separated levels (min, 50, 75, all) or sizes (default min,50,75)",
@@ -57,6 +61,7 @@ def _fps_list(text: str | None) -> list[float | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     wl = load_workload(args.workload)
     duration = parse_seconds(args.duration)
     budgets = [b.strip() for b in args.memory_budget.split(",") if b.strip()]
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             profile = read_profile(args.profile)
         else:
             status.update(f"profiling {args.bundle[0]} on {args.device}")
-            profile = profile_bundle(args.bundle[0], args.device, repeats=3)
+            sizes = {q: f.images[0].shape[:2] for q, f in feeds.items() if len(f.images)}
+            profile = profile_bundle(args.bundle[0], args.device, repeats=3, frame_size=sizes)
         runs = simulate_bundles(
             args.bundle, profile, feeds, memory_budgets=budgets, fps_values=fps_values,
             sharing=[m.strip() for m in args.sharing.split(",") if m.strip()],

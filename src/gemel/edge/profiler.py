@@ -47,6 +47,15 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def set_threads(n: int | None) -> None:
+    """Use ``n`` CPU threads for inference (None: leave PyTorch's default)."""
+    if n is None:
+        return
+    if n < 1:
+        raise GemelError(f"--threads must be at least 1, not {n}")
+    torch.set_num_threads(n)
+
+
 def default_predict(_query: str, out: Any) -> list[Any]:
     """Class indices for a logits tensor; the raw per-image outputs otherwise."""
     if isinstance(out, torch.Tensor):

@@ -23,6 +23,8 @@ from gemel.edge.blocks import BlockManager
 from gemel.edge.engine import Clock, EngineResult, Executor, VirtualClock
 from gemel.edge.scheduler import CostModel, StreamRate, predicted_fractions
 from gemel.edge.streams import Stream
+from gemel.errors import GemelError
+from gemel.units import format_bytes
 
 
 def admit(
@@ -76,6 +78,11 @@ class SpaceSharingEngine:
         self.executor = executor
         self.clock = clock
         self.admitted, self.room = admit(order, blocks, cost)
+        if not self.admitted:
+            raise GemelError(
+                f"space sharing: no query fits the memory budget "
+                f"{format_bytes(blocks.budget_bytes)} with its activations"
+            )
         share = max(1, len(self.admitted))
         shared_cost = replace(
             cost,
