@@ -128,3 +128,22 @@ def test_batch_choice_raises_the_worst_off_fraction() -> None:
     # a batch that cannot fit in memory is never chosen
     limited = choose_batch_sizes(queries, rates, cost, swaps, fits=lambda q, b: b <= 2)
     assert max(limited.values()) <= 2
+
+
+def test_prefetch_never_evicts_what_the_policy_would_keep() -> None:
+    blocks = [
+        Block("c0", 40, frozenset({"c0"})),
+        Block("c1", 40, frozenset({"c1"})),
+        Block("p", 80, frozenset({"p"})),
+    ]
+    bm = BlockManager(blocks, budget_bytes=130, policy=make_policy("schedule"))
+    bm.acquire("p", 0, ["c0", "c1", "p"])
+    bm.release("p")
+    bm.acquire("c0", 0, ["c1", "p", "c0"])  # resident: p and c0 (running)
+    # c1 would need p out, but p runs right after c1 while c0 runs only after p: Belady evicts
+    # c0, which is pinned now, so the prefetch waits instead of evicting p
+    pre = bm.prefetch("c1", ["p", "c0", "c1"])
+    assert not pre.load and not pre.evict
+    bm.release("c0")
+    plan = bm.acquire("c1", 0, ["p", "c0", "c1"])
+    assert [b.id for b in plan.evict] == ["c0"]

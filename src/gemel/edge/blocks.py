@@ -175,7 +175,12 @@ class BlockManager:
     def _make_room(
         self, nbytes: int, plan: LoadPlan, future: Sequence[str], protect: str | None = None
     ) -> bool:
-        """Evict unpinned blocks until ``nbytes`` more fit; False if that is impossible."""
+        """Evict unpinned blocks until ``nbytes`` more fit; False if that is impossible.
+
+        With ``protect`` (a prefetch for that query) nothing is evicted unless the policy would
+        pick the same victims with the pinned blocks as candidates too: a prefetch must not
+        evict a block that the policy would keep once the running query has finished.
+        """
         if self.used_bytes + nbytes <= self.budget_bytes:
             return True
         keep = {b.id for b in self.blocks_of(protect)} if protect else set()
@@ -184,6 +189,21 @@ class BlockManager:
         if self.used_bytes - freeable + nbytes > self.budget_bytes:
             return False
         ctx = EvictionContext(self.last_used, self._next_use_fn(future))
+        if protect is not None:
+            pool = [bid for bid in self.resident if bid not in keep]
+            need = self.used_bytes + nbytes - self.budget_bytes
+            victims: list[str] = []
+            while need > 0:
+                victim = self.policy.victim(pool, ctx)
+                if victim in self.refs:
+                    return False
+                pool.remove(victim)
+                victims.append(victim)
+                need -= self.resident[victim].nbytes
+            for victim in victims:
+                plan.evict.append(self.resident.pop(victim))
+                self.evictions += 1
+            return True
         while self.used_bytes + nbytes > self.budget_bytes:
             victim = self.policy.victim(candidates, ctx)
             candidates.remove(victim)

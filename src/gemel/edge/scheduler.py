@@ -39,7 +39,10 @@ class CostModel:
     smoothing: float = 0.3
 
     def run(self, query: str, batch: int) -> float:
-        return _interpolate(self.run_s[query], batch)
+        """Seconds per batch; never less than a smaller batch's (noisy measurements can make
+        a larger batch look faster, which would mislead the batch-size search)."""
+        table = self.run_s[query]
+        return max([_interpolate(table, batch), *(v for b, v in table.items() if b < batch)])
 
     def activation(self, query: str, batch: int) -> int:
         return int(_interpolate(self.activation_bytes[query], batch))
