@@ -101,6 +101,12 @@ def test_retraining_recovers_what_tying_alone_loses(merged):
     ]
     assert recovered, [s["accuracy"] for s in report["steps"]]
     assert any(s["samples"] > 0 and s["epochs"] > 0 for s in report["steps"])
+    for s in report["steps"]:  # the learning curve: validations from tying to the end
+        assert s["history"][0]["epoch"] == 0
+        assert s["history"][-1]["epoch"] == pytest.approx(s["epochs"])
+        assert {q: a["accuracy_tied"] for q, a in s["accuracy"].items()} == s["history"][0][
+            "accuracy"
+        ]
 
 
 def test_resume_after_a_crash_mid_step_ends_in_the_same_configuration(env, workload_path, merged):

@@ -259,6 +259,7 @@ class MergeSession:
                 }
                 for q, o in result.queries.items()
             },
+            "history": result.history,
             "config": self.config.to_json(),
             "bundle": bundle,
         }
