@@ -2,11 +2,12 @@
 simulator's error against the real CPU runtime at one level.
 
 Usage: python benchmarks/bench_simulate.py WORKLOAD --bundle DIR [--bundle DIR ...]
-           [--duration 30s] [--runtime-level min] [--json OUT]
+           [--duration 30s] [--fps F] [--runtime-level min] [--json OUT]
 
 The bundles are those of one workload merged with different strategies (e.g. ``gemel merge
 --strategy none|all|gemel``). One CPU profile of the first bundle drives every simulation; the
-runtime plays the same streams for the same duration on this machine.
+runtime plays the same streams for the same duration on this machine. ``--fps`` plays every
+stream's frames at another rate (the same frames, faster), in both.
 """
 
 from __future__ import annotations
@@ -34,13 +35,23 @@ def main() -> None:
     ap.add_argument("workload", type=Path)
     ap.add_argument("--bundle", type=Path, action="append", required=True)
     ap.add_argument("--duration", default="30s")
+    ap.add_argument("--fps", type=float)
     ap.add_argument("--runtime-level", default="min")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
     wl = load_workload(args.workload)
     duration = parse_seconds(args.duration)
-    feeds = workload_feeds(wl, wl.query_names, duration)
+
+    def streams():
+        feeds = workload_feeds(wl, wl.query_names)
+        for f in feeds.values():
+            f.fps = args.fps or f.fps
+            keep = min(f.frames_total, round(duration * f.fps))
+            f.images, f.targets = f.images[:keep], f.targets[:keep]
+        return feeds
+
+    feeds = streams()
     sizes = {q: f.images[0].shape[:2] for q, f in feeds.items()}
     t0 = time.perf_counter()
     profile = profile_bundle(args.bundle[0], "cpu", repeats=5, frame_size=sizes)
@@ -54,9 +65,8 @@ def main() -> None:
                                   duration_s=duration)  # fmt: skip
             run["simulate_s"] = time.perf_counter() - t0
             out["simulated"].append(run)
-        streams = workload_feeds(wl, wl.query_names, duration)
         level = args.runtime_level
-        real = run_bundle(bundle, streams, memory_budget=level, duration_s=duration,
+        real = run_bundle(bundle, streams(), memory_budget=level, duration_s=duration,
                           profile=profile)  # fmt: skip
         sim = next(r for r in out["simulated"] if r["strategy"] == real["strategy"]
                    and r["memory_level"] == args.runtime_level)  # fmt: skip

@@ -192,14 +192,22 @@ class EdgeEngine:
         overhead: list[float] = []
         turn_overhead: list[float] = []
         seen: set[str] = set()
-        swaps = swap_bytes = 0
+        swapped: list[int] = []  # bytes of each load of a block that had been loaded before
+
+        def count(plan: LoadPlan) -> None:
+            for b in plan.load:
+                if b.id in seen:
+                    swapped.append(b.nbytes)
+                seen.add(b.id)
+
         self.plan_batches()
         while True:
             now = clock.now()
             if now >= duration_s:
                 break
             if self.updates is not None and (update := self.updates.poll()) is not None:
-                seen = self.adopt(*update)
+                seen.clear()
+                seen.update(self.adopt(*update))
                 bm = self.blocks
                 self.plan_batches()
             t_sched = time.perf_counter()
@@ -218,11 +226,7 @@ class EdgeEngine:
             future = sched.future()
             plan = bm.acquire(q, self.cost.activation(q, len(frames)), future)
             overhead.append(time.perf_counter() - t_sched)
-            for b in plan.load:
-                if b.id in seen:
-                    swaps += 1
-                    swap_bytes += b.nbytes
-                seen.add(b.id)
+            count(plan)
             w0 = time.perf_counter()
             t0 = clock.now()
             self.executor.apply(plan)
@@ -237,11 +241,7 @@ class EdgeEngine:
                 pre = bm.prefetch(nq, future[1:]) if nq is not None else None
                 overhead[-1] += time.perf_counter() - t_pre
                 if pre is not None and (pre.load or pre.evict):
-                    for b in pre.load:
-                        if b.id in seen:
-                            swaps += 1
-                            swap_bytes += b.nbytes
-                        seen.add(b.id)
+                    count(pre)
                     w = time.perf_counter()
                     self.executor.apply(pre, background=True)
                     w_pre = time.perf_counter() - w
@@ -268,8 +268,8 @@ class EdgeEngine:
             order=list(sched.order),
             loads=bm.loads,
             load_bytes=bm.load_bytes,
-            swaps=swaps,
-            swap_bytes=swap_bytes,
+            swaps=len(swapped),
+            swap_bytes=sum(swapped),
             swap_s=self.executor.swap_s,
             peak_bytes=bm.peak_bytes,
             sched_overhead_s=overhead,
