@@ -5,7 +5,8 @@ that uses a shared tensor accumulate in it. The loss of a step is ``sum(weight_q
 with one minibatch per query; a query far below its target weighs more. Validation runs once
 per epoch, more often as a query nears its target; a query that cannot close its gap in the
 epochs left is given up; a NaN or exploding loss ends the run. At the end the models hold the
-best state seen at a validation (most queries at target, then the largest total margin).
+best state seen at a validation (most queries at target, then the smallest summed gap to
+target of the others).
 """
 
 from __future__ import annotations
@@ -305,9 +306,12 @@ class JointTrainer:
         return idx
 
     @staticmethod
-    def _key(queries: Sequence[TrainQuery], acc: dict[str, float]) -> tuple[int, float]:
+    def _key(queries: Sequence[TrainQuery], acc: dict[str, float]) -> tuple[int, float, float]:
+        """How good a validated state is: queries at target, then the smallest summed gap to
+        target of the others, then the total accuracy."""
         met = sum(acc[q.name] >= q.target for q in queries)
-        return met, sum(acc[q.name] - q.target for q in queries)
+        gap = sum(max(0.0, q.target - acc[q.name]) for q in queries)
+        return met, -gap, sum(acc.values())
 
     def _interval(
         self, queries: Sequence[TrainQuery], acc: dict[str, float], steps_per_epoch: int
