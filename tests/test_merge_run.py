@@ -169,3 +169,7 @@ def test_cli_merge_none_and_evaluate(env, workload_path, tmp_path, capsys):
         main(["merge", str(workload_path), "--out", str(tmp_path / "x"), "--device", "tpu9"]) == 2
     )
     assert "unknown device 'tpu9'" in capsys.readouterr().err
+    assert (
+        main(["merge", str(workload_path), "--out", str(tmp_path / "x"), "--max-steps", "-1"]) == 2
+    )
+    assert "max steps must be 0 or more" in capsys.readouterr().err

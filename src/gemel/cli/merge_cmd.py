@@ -22,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-budget", metavar="DURATION", help="stop trying steps after e.g. 10m")
     p.add_argument("--max-steps", type=int, metavar="N", help="try at most N steps")
     p.add_argument(
-        "--epochs-per-step", type=float, default=3.0, help="retraining epochs per step (default 3)"
+        "--epochs-per-step",
+        type=float,
+        default=3.0,
+        metavar="E",
+        help="retraining epochs per step (default 3)",
     )
     p.add_argument(
         "--margin",
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="first",
         help="shared tensors start as the first member's or the members' mean (default first)",
     )
-    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="run seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run journaled in --out")
     p.add_argument(
         "--device", default="cpu", help="where models retrain: cpu, cuda... (default cpu)"

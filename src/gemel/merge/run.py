@@ -139,6 +139,8 @@ def merge_workload(
     planner = get_strategy(strategy)
     if epochs_per_step <= 0:
         raise GemelError(f"epochs per step must be positive, not {epochs_per_step}")
+    if max_steps is not None and max_steps < 0:
+        raise GemelError(f"max steps must be 0 or more, not {max_steps}")
     if not 0 <= margin < 1:
         raise GemelError(f"margin must be in [0, 1), not {margin}")
     _check_device(device)
