@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from gemel.data import base_models, load_split
-from gemel.data.train import evaluate, model_dir
+from gemel.data.train import evaluate, model_dir, recalibrate_norms
 from gemel.errors import GemelError
 from gemel.workload import load_workload
 
@@ -135,3 +135,15 @@ def test_train_cli(write_workload: Callable[..., Path], gemel_cli, tmp_path: Pat
     assert "cars" in res.out
     bad = gemel_cli("train", path, "--query", "nope")
     assert bad.status == 2 and "no query named 'nope'" in bad.err
+
+
+def test_recalibrated_norms_hold_the_training_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, momentum=0.01))
+    inputs = torch.randn(300, 3, 4, 4) * 3 + 5
+    recalibrate_norms(model, inputs, frames=300, batch_size=60)  # 5 equal batches
+    with torch.no_grad():
+        feats = model[0](inputs)
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, feats.mean(dim=(0, 2, 3)), atol=1e-4)
+    assert bn.momentum == 0.01 and not model.training

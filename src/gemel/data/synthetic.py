@@ -109,7 +109,7 @@ def make_camera(seed: int, camera: int) -> Camera:
 
     def at(depth: float) -> tuple[float, float]:
         ground = horizon + depth * span
-        return ground, zoom * 0.1 * depth  # perspective: scale grows with distance below
+        return ground, zoom * 0.1 * depth  # perspective: nearer (lower) is larger
 
     far_g, far_s = at(0.42)
     near_g, near_s = at(0.7)

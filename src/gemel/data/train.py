@@ -33,7 +33,7 @@ from gemel.io import atomic_path, write_json_atomic
 from gemel.models import build_model
 from gemel.workload import ModelSpec, Workload
 
-TRAINER_VERSION = 1  # bump when training changes what it produces
+TRAINER_VERSION = 2  # bump when training changes what it produces
 
 Progress = Callable[[str, int, int], None]  # (query, done, total) batches
 
@@ -134,6 +134,32 @@ def augment(x: torch.Tensor, spec: ModelSpec, gen: torch.Generator) -> torch.Ten
     return ((x * std + mean) * gain - mean) / std
 
 
+@torch.no_grad()
+def recalibrate_norms(
+    model: nn.Module, inputs: torch.Tensor, *, frames: int = 512, batch_size: int = 128
+) -> None:
+    """Re-estimate every batch-norm layer's running statistics as the plain average over
+    (up to) ``frames`` evenly spread training inputs.
+
+    Some architectures keep a very slow running average (MobileNetV3: momentum 0.01), which
+    after a short training run still holds mostly its initial values and ruins eval mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    pick = torch.linspace(0, len(inputs) - 1, min(frames, len(inputs))).long()
+    for i in range(0, len(pick), batch_size):
+        model(inputs[pick[i : i + batch_size]])
+    for m, momentum in zip(norms, saved, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
 def _save_weights(model: nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -186,6 +212,7 @@ def _train(
             if progress is not None:
                 progress(query, epoch * steps_per_epoch + step + 1, total)
         epoch += 1
+        recalibrate_norms(model, train.inputs)
         acc = evaluate(model, val)
         if acc > best:
             best = acc
