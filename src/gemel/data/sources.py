@@ -85,6 +85,11 @@ _OPEN: dict[Path, Clip] = {}
 _OPEN_MAX = 16
 
 
+def forget_open_clips() -> None:
+    """Drop the clips memoised in this process (the next load reads the cache again)."""
+    _OPEN.clear()
+
+
 def _read_or_make(source: SyntheticSource | VideoSource, folder: Path, where: str) -> Clip:
     if not (folder / "meta.json").is_file():
         clip = generate(source) if isinstance(source, SyntheticSource) else _decode(source, where)
