@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from gemel.data import load_split, preprocess, split_range, stream_frames
+from gemel.data.labels import write_labels
 from gemel.data.sources import cache_dir, load_clip
+from gemel.data.truth import FrameTruth
 from gemel.errors import GemelError
 from gemel.workload import ModelSpec, Splits, SyntheticSource, load_workload
+from test_data_video import N, encode
 
 SOURCE = {"kind": "synthetic", "camera": 2, "seed": 1, "frames": 200, "resolution": [32, 40]}
 
@@ -115,3 +118,33 @@ def test_stream_frames(workload):
     assert frames[3].truth.classes == clip.truths[153].classes
     with pytest.raises(GemelError, match="no source named 'nope'"):
         next(stream_frames(workload, "nope"))
+
+
+def test_video_source_with_label_file(tmp_path: Path, write_workload: Callable[..., Path]):
+    encode(tmp_path / "gate.avi")  # N frames at 10 fps
+    labels = [FrameTruth(label="car" if i % 3 == 0 else "none") for i in range(N)]
+    write_labels(tmp_path / "gate.jsonl", labels, 10.0)
+    wl = load_workload(
+        write_workload(
+            {
+                "name": "v",
+                "splits": {"train": 0.5, "val": 0.25, "test": 0.25},
+                "sources": {"gate": {"kind": "video", "path": "gate.avi", "labels": "gate.jsonl"}},
+                "queries": [
+                    {
+                        "name": "car",
+                        "source": "gate",
+                        "task": {"kind": "presence", "classes": ["car"]},
+                        "model": {"arch": "resnet18", "num_classes": 2, "input_size": 16},
+                    }
+                ],
+            }
+        )
+    )
+    test = load_split(wl, "car", "test")
+    assert test.frames.tolist() == [9, 10, 11]
+    assert test.targets.tolist() == [1, 0, 0] and np.allclose(test.times, [0.9, 1.0, 1.1])
+    assert [f.index for f in stream_frames(wl, "gate")] == [9, 10, 11]
+    write_labels(tmp_path / "gate.jsonl", labels, 5.0)
+    with pytest.raises(GemelError, match=r"labelled at 5 fps but the source samples"):
+        load_split(wl, "car", "train")
