@@ -30,7 +30,17 @@ def _data(seed: int, n: int, channel: int):
 def _query(name, model, channel, target, loss=F.cross_entropy, seed=0):
     tx, ty = _data(seed, 256, channel)
     vx, vy = _data(seed + 1, 64, channel)
-    return TrainQuery(name, model, tx, ty, vx, vy, loss, _accuracy, target)
+    return TrainQuery(
+        name,
+        model,
+        tx,
+        ty,
+        vx,
+        vy,
+        lambda m, x, y: loss(m(x), y),
+        lambda m, x, y: float(_accuracy(m(x), y).mean()),
+        target,
+    )
 
 
 def _tied_pair():

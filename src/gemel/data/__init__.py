@@ -9,6 +9,7 @@ The public API the other stages use:
 - :func:`base_models` -- each query's trained base model and its accuracies.
 """
 
+from gemel.data import detection_task  # noqa: F401  (registers the detection task)
 from gemel.data.dataset import (
     SPLITS,
     QueryData,
@@ -23,7 +24,14 @@ from gemel.data.preprocess import preprocess
 from gemel.data.sources import cache_dir, load_clip
 from gemel.data.synthetic import CLASSES, generate
 from gemel.data.tasks import Task, make_task, register_task
-from gemel.data.train import BaseRecord, base_models, evaluate, model_outputs, train_base_model
+from gemel.data.train import (
+    BaseRecord,
+    base_models,
+    evaluate,
+    model_answers,
+    split_scores,
+    train_base_model,
+)
 from gemel.data.truth import Clip, FrameTruth
 from gemel.data.video import decode_video, iter_video
 
@@ -46,12 +54,13 @@ __all__ = [
     "load_clip",
     "load_split",
     "make_task",
-    "model_outputs",
+    "model_answers",
     "preprocess",
     "query_task",
     "read_labels",
     "register_task",
     "split_range",
+    "split_scores",
     "stream_frames",
     "train_base_model",
     "write_labels",

@@ -91,6 +91,7 @@ def load_split(wl: Workload, query: str, split: str) -> QueryData:
     if len(idx) == 0:
         raise GemelError(f"{_where(wl, query)}: the {split} split of source {q.source!r} is empty")
     truths = clip.truths[idx.start : idx.stop]
+    task = task.for_frames(clip.frames.shape[1:3], q.model.input_size)
     try:
         targets = task.targets(truths)
     except GemelError as e:

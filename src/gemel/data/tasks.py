@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gemel.data.truth import FrameTruth
 from gemel.errors import GemelError
@@ -29,6 +30,8 @@ class Task(ABC):
     """What one query computes from its model's outputs."""
 
     kind: ClassVar[str]
+    mirrorable: ClassVar[bool] = True
+    """whether a mirrored frame has the same targets (training may flip frames)"""
 
     def __init__(self, spec: TaskSpec):
         self.spec = spec
@@ -41,6 +44,19 @@ class Task(ABC):
     @abstractmethod
     def targets(self, truths: Sequence[FrameTruth]) -> Any:
         """The training/scoring targets of a sequence of frames."""
+
+    def for_frames(self, frame_size: tuple[int, int], input_size: tuple[int, int] | None) -> Task:
+        """This task for frames of ``frame_size`` (h, w) that the model sees at ``input_size``
+        (unchanged when None); tasks whose targets are in pixels rescale them."""
+        return self
+
+    def training_loss(self, model: nn.Module, inputs: torch.Tensor, targets: Any) -> torch.Tensor:
+        """The loss of ``model`` (in train mode) on a batch: ``loss(model(inputs), targets)``."""
+        return self.loss(model(inputs), targets)
+
+    def answers(self, model: nn.Module, inputs: torch.Tensor) -> Any:
+        """The answers of ``model`` (in eval mode) on a batch: ``predict(model(inputs))``."""
+        return self.predict(model(inputs))
 
     @abstractmethod
     def loss(self, outputs: Any, targets: Any) -> torch.Tensor:
@@ -62,6 +78,10 @@ class Task(ABC):
         """Mean per-frame score."""
         s = self.score(predictions, targets)
         return float(s.mean()) if len(s) else 0.0
+
+    def metrics(self, predictions: Any, targets: Any) -> dict[str, float]:
+        """Figures reported beside the accuracy of a split (none by default)."""
+        return {}
 
     def check_model(self, spec: ModelSpec, where: str) -> None:
         """Raise a GemelError if the model cannot have this task's number of outputs."""
@@ -101,10 +121,24 @@ class ClassificationTask(Task):
         return torch.tensor([self.target(t) for t in truths], dtype=torch.long)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        self._check_outputs(outputs)
         return F.cross_entropy(outputs, targets)
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        self._check_outputs(outputs)
         return outputs.argmax(dim=1)
+
+    def _check_outputs(self, outputs: Any) -> None:
+        if not isinstance(outputs, torch.Tensor):
+            raise GemelError(
+                f"the model gives {type(outputs).__name__} outputs, its {self.describe()} task "
+                f"needs a tensor [N, {self.num_outputs}]"
+            )
+        if outputs.ndim != 2 or outputs.shape[1] != self.num_outputs:
+            raise GemelError(
+                f"the model gives outputs of shape {list(outputs.shape)}, "
+                f"its task needs [N, {self.num_outputs}]"
+            )
 
     def score(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return (predictions.to(targets.device) == targets).float()

@@ -28,6 +28,7 @@ from torch import nn
 
 from gemel.data.dataset import QueryData, load_split, query_task
 from gemel.data.sources import cache_dir, file_stamp, source_key
+from gemel.data.tasks import Task
 from gemel.errors import GemelError
 from gemel.io import atomic_path, write_json_atomic
 from gemel.models import build_model
@@ -95,41 +96,64 @@ def model_dir(wl: Workload, query: str, *, finetune: bool = False) -> Path:
 
 
 @torch.no_grad()
-def model_outputs(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
-    """The model's outputs on ``inputs``, in eval mode, batch by batch (on the model's device)."""
+def model_answers(
+    model: nn.Module, task: Task, inputs: torch.Tensor, *, batch_size: int = 256
+) -> Any:
+    """The task's answers of ``model`` (in eval mode) on ``inputs``, batch by batch (on the
+    model's device): a tensor of class indices, or a list with one answer per input."""
     model.eval()
     device = next(model.parameters()).device
-    outs = [
-        model(inputs[i : i + batch_size].to(device)).float().cpu()
+    parts = [
+        task.answers(model, inputs[i : i + batch_size].to(device))
         for i in range(0, len(inputs), batch_size)
     ]
-    return torch.cat(outs)
+    if parts and isinstance(parts[0], torch.Tensor):
+        return torch.cat([p.cpu() for p in parts])
+    return [a for p in parts for a in p]
+
+
+def split_accuracy(
+    model: nn.Module, inputs: torch.Tensor, targets: Any, *, task: Task, batch_size: int = 256
+) -> float:
+    """The task's accuracy of ``model`` on a split's inputs and targets."""
+    return task.accuracy(model_answers(model, task, inputs, batch_size=batch_size), targets)
+
+
+def split_scores(model: nn.Module, data: QueryData, *, batch_size: int = 256) -> dict[str, float]:
+    """``accuracy`` of the model on a query's split, and the task's other figures beside it."""
+    try:
+        answers = model_answers(model, data.task, data.inputs, batch_size=batch_size)
+    except GemelError as e:
+        raise GemelError(f"query {data.query!r}: {e}") from None
+    return {
+        "accuracy": data.task.accuracy(answers, data.targets),
+        **data.task.metrics(answers, data.targets),
+    }
 
 
 def evaluate(model: nn.Module, data: QueryData, *, batch_size: int = 256) -> float:
-    """The model's accuracy (mean per-frame score) on a query's split."""
-    outputs = model_outputs(model, data.inputs, batch_size=batch_size)
-    _check_outputs(outputs, data)
-    return data.task.accuracy(data.task.predict(outputs), data.targets)
+    """The model's accuracy on a query's split."""
+    return split_scores(model, data, batch_size=batch_size)["accuracy"]
 
 
-def _check_outputs(outputs: torch.Tensor, data: QueryData) -> None:
-    if outputs.ndim != 2 or outputs.shape[1] != data.task.num_outputs:
-        raise GemelError(
-            f"query {data.query!r}: the model gives outputs of shape {list(outputs.shape)}, "
-            f"its task needs [N, {data.task.num_outputs}]"
-        )
+def _take(targets: Any, idx: torch.Tensor) -> Any:
+    if isinstance(targets, torch.Tensor):
+        return targets[idx]
+    return [targets[i] for i in idx.tolist()]
 
 
-def augment(x: torch.Tensor, spec: ModelSpec, gen: torch.Generator) -> torch.Tensor:
-    """Random mirror, brightness (x0.6-1.25) and colour cast (x0.92-1.08 per channel) of a
-    normalised batch, so a base model trained on daylight still works at dusk."""
+def augment(
+    x: torch.Tensor, spec: ModelSpec, gen: torch.Generator, *, mirror: bool = True
+) -> torch.Tensor:
+    """Random mirror (unless not ``mirror``), brightness (x0.6-1.25) and colour cast
+    (x0.92-1.08 per channel) of a normalised batch, so a base model trained on daylight still
+    works at dusk."""
     n = len(x)
     mean = torch.tensor(spec.normalization.mean).view(1, 3, 1, 1)
     std = torch.tensor(spec.normalization.std).view(1, 3, 1, 1)
     gain = torch.empty(n, 1, 1, 1).uniform_(0.6, 1.25, generator=gen)
     gain = gain * torch.empty(n, 3, 1, 1).uniform_(0.92, 1.08, generator=gen)
-    flip = (torch.rand(n, generator=gen) < 0.5).view(-1, 1, 1, 1)
+    flip = (torch.rand(n, generator=gen) < 0.5).view(-1, 1, 1, 1) & mirror
     x = torch.where(flip, x.flip(-1), x)
     return ((x * std + mean) * gain - mean) / std
 
@@ -143,6 +167,7 @@ def recalibrate_norms(
 
     Some architectures keep a very slow running average (MobileNetV3: momentum 0.01), which
     after a short training run still holds mostly its initial values and ruins eval mode.
+    Only the batch-norm layers are put in train mode (a detector in train mode wants targets).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -151,7 +176,9 @@ def recalibrate_norms(
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
-    model.train()
+    model.eval()
+    for m in norms:
+        m.train()
     pick = torch.linspace(0, len(inputs) - 1, min(frames, len(inputs))).long()
     for i in range(0, len(pick), batch_size):
         model(inputs[pick[i : i + batch_size]])
@@ -199,10 +226,11 @@ def _train(
         order = torch.randperm(len(train), generator=gen)
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            out = model(augment(train.inputs[idx], spec, gen))
-            if step == 0 and epoch == 0:
-                _check_outputs(out.detach(), train)
-            loss = train.task.loss(out, train.targets[idx])
+            x = augment(train.inputs[idx], spec, gen, mirror=train.task.mirrorable)
+            try:
+                loss = train.task.training_loss(model, x, _take(train.targets, idx))
+            except GemelError as e:
+                raise GemelError(f"{where}: {e}") from None
             if not torch.isfinite(loss):
                 raise GemelError(f"{where}: training diverged (loss {loss.item()}); lower 'lr'")
             opt.zero_grad(set_to_none=True)

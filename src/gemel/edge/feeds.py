@@ -46,7 +46,14 @@ class QueryFeed:
 
     def predict(self, outputs: Any) -> list[Any]:
         """One answer per input (class indices become plain ints)."""
-        p = self.task.predict(outputs)
+        return self._listed(self.task.predict(outputs))
+
+    def answers(self, model: torch.nn.Module, inputs: torch.Tensor) -> list[Any]:
+        """The task's answers of ``model`` (in eval mode) on a batch, one per input."""
+        return self._listed(self.task.answers(model, inputs))
+
+    @staticmethod
+    def _listed(p: Any) -> list[Any]:
         return p.tolist() if isinstance(p, torch.Tensor) else list(p)
 
     def batch(self, frames: list[int]) -> tuple[torch.Tensor | None, list[int]]:
@@ -91,6 +98,7 @@ def query_feed(wl: Workload, query: str, duration_s: float | None = None) -> Que
     ticks = np.arange(n) / fps
     picks = np.searchsorted(times, ticks + 1e-9, side="right") - 1
     chosen = [frames[max(0, int(i))] for i in picks]
+    task = task.for_frames(chosen[0].image.shape[:2], q.model.input_size)
     return QueryFeed(
         query=query,
         fps=fps,

@@ -49,7 +49,7 @@ def record_predictions(
             if x is None:
                 continue
             with torch.inference_mode():
-                answers = feed.predict(models[q](x))
+                answers = feed.answers(models[q], x)
             for i, a in zip(kept, answers, strict=True):
                 preds[i] = a
         out[q] = preds

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from gemel.data import evaluate, load_split
+from gemel.data import load_split, split_scores
 from gemel.errors import GemelError
 from gemel.merge.bundle import load_bundle, read_manifest
 from gemel.workload import Workload
@@ -16,12 +16,13 @@ from gemel.workload import Workload
 def evaluate_models(
     workload: Workload, models: dict[str, nn.Module], split: str = "test"
 ) -> dict[str, dict[str, Any]]:
-    """Per query: ``accuracy``, ``chance_accuracy`` and ``frames`` on ``split``."""
+    """Per query: ``accuracy``, ``chance_accuracy`` and ``frames`` on ``split`` (and the task's
+    other figures, e.g. a detection query's ``map_50`` and ``map``)."""
     out = {}
     for q, model in models.items():
         data = load_split(workload, q, split)
         out[q] = {
-            "accuracy": evaluate(model, data),
+            **split_scores(model, data),
             "chance_accuracy": data.chance_accuracy,
             "frames": len(data),
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from gemel.analyze import analyze_models
 from gemel.data import BaseRecord, QueryData, base_models, load_split
+from gemel.data.train import split_accuracy
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
 from gemel.merge.bundle import load_bundle, save_bundle
@@ -66,8 +68,10 @@ class WorkloadRetrainer:
                     train_targets=train.targets,
                     val_inputs=val.inputs,
                     val_targets=val.targets,
-                    loss=task.loss,
-                    score=lambda out, y, task=task: task.score(task.predict(out), y),
+                    loss=task.training_loss,
+                    accuracy=partial(
+                        split_accuracy, task=task, batch_size=self.trainer.config.eval_batch_size
+                    ),
                     target=self.targets[q],
                 )
             )

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-ScoreFn = Callable[[torch.Tensor, Any], torch.Tensor]
-"""``(outputs, targets) -> per-frame scores in 0..1`` (accuracy is their mean)."""
-LossFn = Callable[[torch.Tensor, Any], torch.Tensor]
-"""``(outputs, targets) -> scalar loss``."""
+AccuracyFn = Callable[[nn.Module, torch.Tensor, Any], float]
+"""``(model, inputs, targets) -> accuracy`` of the model in eval mode on a split."""
+LossFn = Callable[[nn.Module, torch.Tensor, Any], torch.Tensor]
+"""``(model, inputs, targets) -> scalar loss`` of the model in train mode on a minibatch."""
 
 
 @dataclass
@@ -37,7 +37,7 @@ class TrainQuery:
     val_inputs: torch.Tensor
     val_targets: Any
     loss: LossFn
-    score: ScoreFn
+    accuracy: AccuracyFn
     target: float
     """validation accuracy to reach (the decision margin included)"""
 
@@ -127,26 +127,6 @@ def _take(targets: Any, idx: torch.Tensor) -> Any:
     return [targets[i] for i in idx.tolist()]
 
 
-@torch.no_grad()
-def score_model(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    targets: Any,
-    score: ScoreFn,
-    *,
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """Per-frame scores of ``model`` (in eval mode) on ``inputs``."""
-    model.eval()
-    device = next(model.parameters()).device
-    parts = []
-    for start in range(0, len(inputs), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(inputs)))
-        out = model(inputs[idx].to(device))
-        parts.append(score(out, _take(targets, idx)).detach().float().cpu())
-    return torch.cat(parts) if parts else torch.zeros(0)
-
-
 def _state_of(models: Sequence[nn.Module]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     tensors: dict[int, torch.Tensor] = {}
     for m in models:
@@ -169,20 +149,16 @@ class JointTrainer:
 
     def validate(self, queries: Sequence[TrainQuery]) -> dict[str, float]:
         """Validation accuracy of each query in its current state."""
-        return {
-            q.name: float(
-                score_model(
-                    q.model,
-                    q.val_inputs,
-                    q.val_targets,
-                    q.score,
-                    batch_size=self.config.eval_batch_size,
-                ).mean()
-            )
-            if len(q.val_inputs)
-            else 0.0
-            for q in queries
-        }
+        out = {}
+        for q in queries:
+            q.model.eval()
+            with torch.no_grad():
+                out[q.name] = (
+                    float(q.accuracy(q.model, q.val_inputs, q.val_targets))
+                    if len(q.val_inputs)
+                    else 0.0
+                )
+        return out
 
     def train(
         self,
@@ -242,9 +218,9 @@ class JointTrainer:
                     q.model.train()
                     idx = self._next_batch(orders, q, gen)
                     device = next(q.model.parameters()).device
-                    out = q.model(q.train_inputs[idx].to(device))
+                    x = q.train_inputs[idx].to(device)
                     weight = 1.0 + cfg.gap_weight * max(0.0, q.target - acc[q.name])
-                    loss = weight * q.loss(out, _take(q.train_targets, idx))
+                    loss = weight * q.loss(q.model, x, _take(q.train_targets, idx))
                     total = loss if total is None else total + loss
                     outcomes[q.name].samples += len(idx)
                 if total is None:
