@@ -13,12 +13,14 @@ from collections.abc import Sequence
 
 from gemel.cli import (
     analyze_cmd,
+    demo_cmd,
     diff_cmd,
     evaluate_cmd,
     inspect_cmd,
     label_cmd,
     merge_cmd,
     profile_cmd,
+    report_cmd,
     run_cmd,
     simulate_cmd,
     train_cmd,
@@ -36,6 +38,8 @@ COMMAND_MODULES = (
     simulate_cmd,
     merge_cmd,
     evaluate_cmd,
+    demo_cmd,
+    report_cmd,
 )
 
 

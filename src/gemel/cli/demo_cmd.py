@@ -1,0 +1,27 @@
+"""``gemel demo``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gemel.demo import run_demo
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="the whole flow end to end on the default workload, with a report"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)"
+    )
+    p.add_argument("--quick", action="store_true", help="a smaller, faster smoke run (<= 3 min)")
+    p.add_argument(
+        "--workload", type=Path, help="workload YAML file (default: the shipped demo workload)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(args.out, quick=args.quick, workload=args.workload)
+    return 0
