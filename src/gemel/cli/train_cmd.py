@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gemel.data.train import BaseRecord, base_models
 from gemel.io import write_json_atomic
+from gemel.merge.run import check_device
 from gemel.workload import Workload, load_workload
 
 
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--finetune", action="store_true", help="train from the workload's checkpoints too"
     )
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the records as JSON")
+    p.add_argument("--device", default="cpu", help="where models train: cpu, cuda... (default cpu)")
     p.set_defaults(func=run)
 
 
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.query or wl.query_names
     for name in names:
         wl.query(name)
+    check_device(args.device)
     console = Console()
     with Progress(
         TextColumn("{task.description}"),
@@ -66,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
                 bars[query] = bar.add_task(f"train {query}", total=total)
             bar.update(bars[query], completed=done)
 
-        records = base_models(wl, queries=names, finetune=args.finetune, progress=progress)
+        records = base_models(
+            wl, queries=names, finetune=args.finetune, progress=progress, device=args.device
+        )
     console.print(records_table(wl, records))
     if args.json:
         write_json_atomic(args.json, {name: r.to_json() for name, r in records.items()})

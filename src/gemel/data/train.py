@@ -196,9 +196,14 @@ def _save_weights(model: nn.Module, path: Path) -> None:
 
 
 def _train(
-    wl: Workload, query: str, folder: Path, init: Path | None, progress: Progress | None
+    wl: Workload,
+    query: str,
+    folder: Path,
+    init: Path | None,
+    progress: Progress | None,
+    device: torch.device,
 ) -> tuple[int, float]:
-    """Train (or resume training) the query's model; returns (epochs, seconds)."""
+    """Train (or resume training) the query's model on ``device``; returns (epochs, seconds)."""
     q = wl.query(query)
     cfg = wl.train_of(q)
     where = f"{wl.label}: query {query!r}"
@@ -206,7 +211,7 @@ def _train(
     spec = q.model.model_copy(update={"checkpoint": init})
     seed = zlib.crc32(query.encode())
     torch.manual_seed(seed)
-    model = build_model(spec, where=where)
+    model = build_model(spec, where=where, device=device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -226,7 +231,7 @@ def _train(
         order = torch.randperm(len(train), generator=gen)
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = augment(train.inputs[idx], spec, gen, mirror=train.task.mirrorable)
+            x = augment(train.inputs[idx], spec, gen, mirror=train.task.mirrorable).to(device)
             try:
                 loss = train.task.training_loss(model, x, _take(train.targets, idx))
             except GemelError as e:
@@ -240,7 +245,7 @@ def _train(
             if progress is not None:
                 progress(query, epoch * steps_per_epoch + step + 1, total)
         epoch += 1
-        recalibrate_norms(model, train.inputs)
+        recalibrate_norms(model, train.inputs.to(device))
         acc = evaluate(model, val)
         if acc > best:
             best = acc
@@ -260,9 +265,15 @@ def _train(
 
 
 def train_base_model(
-    wl: Workload, query: str, *, finetune: bool = False, progress: Progress | None = None
+    wl: Workload,
+    query: str,
+    *,
+    finetune: bool = False,
+    progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> BaseRecord:
-    """The query's base record: read if done, else trained (or resumed) and evaluated now."""
+    """The query's base record: read if done, else trained (or resumed) and evaluated now,
+    on ``device`` (the weights are saved from the CPU either way)."""
     q = wl.query(query)
     query_task(wl, query)  # checks the task against the model before any work
     folder = model_dir(wl, query, finetune=finetune)
@@ -274,10 +285,10 @@ def train_base_model(
     if given is not None and not finetune:
         checkpoint, epochs, seconds, trained = given, 0, 0.0, False
     else:
-        epochs, seconds = _train(wl, query, folder, given, progress)
+        epochs, seconds = _train(wl, query, folder, given, progress, torch.device(device))
         checkpoint, trained = folder / "model.safetensors", True
     spec = q.model.model_copy(update={"checkpoint": checkpoint})
-    model = build_model(spec, where=f"{wl.label}: query {query!r}")
+    model = build_model(spec, where=f"{wl.label}: query {query!r}", device=device)
     val, test = load_split(wl, query, "val"), load_split(wl, query, "test")
     record = BaseRecord(
         query=query,
@@ -300,9 +311,12 @@ def base_models(
     queries: list[str] | None = None,
     finetune: bool = False,
     progress: Progress | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, BaseRecord]:
-    """Every query's base record (training what is not trained yet), in workload order."""
+    """Every query's base record (training what is not trained yet on ``device``), in
+    workload order."""
     names = queries if queries is not None else wl.query_names
     return {
-        name: train_base_model(wl, name, finetune=finetune, progress=progress) for name in names
+        name: train_base_model(wl, name, finetune=finetune, progress=progress, device=device)
+        for name in names
     }

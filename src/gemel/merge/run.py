@@ -104,7 +104,8 @@ def val_target(record: BaseRecord, fraction: float, margin: float) -> float:
     return min(1.0, fraction * record.val_accuracy + margin)
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """Raise a GemelError unless ``device`` names a device that torch can use here."""
     try:
         kind = torch.device(device).type
     except RuntimeError:
@@ -147,12 +148,12 @@ def merge_workload(
         raise GemelError(f"max steps must be 0 or more, not {max_steps}")
     if not 0 <= margin < 1:
         raise GemelError(f"margin must be in [0, 1), not {margin}")
-    _check_device(device)
+    check_device(device)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise GemelError(f"{out_dir}: exists and is not a folder")
     t0 = time.monotonic()
-    records = base_models(workload)
+    records = base_models(workload, device=device)
     train_cfg = workload.defaults.train
     trainer = JointTrainer(
         TrainerConfig(
