@@ -194,3 +194,11 @@ def test_quick_workload_shrinks_data_and_training(tmp_path):
     assert quick.stage_budget_s == {k: v / 4 for k, v in wl.stage_budget_s.items()}
     assert quick.name != wl.name
     assert wl.sources["cam0"].frames == 2000
+
+
+def test_demo_refuses_an_output_path_that_is_a_file(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("x")
+    assert main(["demo", "--out", str(target), "--quick"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert target.read_text() == "x"

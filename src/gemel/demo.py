@@ -44,14 +44,14 @@ STRATEGY_DIRS = {"none": "merge-none", "gemel": "merge", "all": "merge-all"}
 class DemoSettings:
     """What the demo spends on each step (the workload itself sets data and base training)."""
 
-    merge_budget_s: float = 180.0
+    merge_budget_s: float = 240.0
     epochs_per_step: float = 1.0
-    all_epochs: float = 1.0
+    all_epochs: float = 0.5
     profile_repeats: int = 3
     simulate_s: float = 100.0
     fps_sweep: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 80.0)
     run_level: str = "min"
-    run_s: float = 40.0
+    run_s: float = 30.0
     threads: int | None = None
 
 
