@@ -64,10 +64,13 @@ def test_traffic_varies(clip):
     assert len(np.unique(counts)) >= 3
 
 
-def test_light_fades_towards_dusk():
-    src = SyntheticSource(camera=0, frames=400, resolution=(32, 32), fps=5)
+def test_light_fades_to_dusk_and_returns_each_cycle():
+    # 20 s cycle at 5 fps: day at frames 0 and 100, dusk at frame 50
+    src = SyntheticSource(camera=0, frames=110, resolution=(32, 32), fps=5, day_cycle_s=20)
     frames = generate(src).frames.astype(np.float32)
-    assert frames[-40:].mean() < 0.85 * frames[:40].mean()
+    day, dusk, next_day = frames[:10].mean(), frames[45:55].mean(), frames[96:106].mean()
+    assert dusk < 0.85 * day
+    assert dusk < 0.85 * next_day
 
 
 def test_cameras_look_different():

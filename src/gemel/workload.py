@@ -84,6 +84,9 @@ class SyntheticSource(_Strict):
     frames: int = Field(default=3000, gt=0)
     resolution: tuple[int, int] = Field(default=(96, 96), description="[height, width]")
     fps: float = Field(default=10.0, gt=0)
+    day_cycle_s: float = Field(
+        default=100.0, gt=0, description="seconds from day to dusk and back to day"
+    )
 
 
 class VideoSource(_Strict):

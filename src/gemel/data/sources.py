@@ -23,7 +23,7 @@ from gemel.errors import GemelError
 from gemel.io import atomic_dir, write_json_atomic
 from gemel.workload import SyntheticSource, VideoSource
 
-GENERATOR_VERSION = 1  # bump when the synthetic scenes change
+GENERATOR_VERSION = 2  # bump when the synthetic scenes change
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,9 @@
 
 Each camera (``SyntheticSource.camera``) looks at a street from its own viewpoint: its own
 horizon, lane positions and scale, sky, buildings and road colours, sensor noise and lens blur.
-Over a clip the light drifts from day to dusk (darker, warmer then bluer, noisier). Cars, buses,
+The light drifts from day to dusk (darker, warmer then bluer, noisier) and back, once every
+``day_cycle_s`` seconds, so every stretch of a clip at least that long (each split of a long
+enough clip) sees the whole range of light rather than one split holding all the dusk. Cars, buses,
 trucks, people and bicycles enter from either side, move at plausible speeds in their lane,
 occlude one another (nearer lanes are drawn on top) and leave. Traffic density rises and falls
 in waves of 15-60 s, so counts vary over time while every few minutes see rush and lull.
@@ -285,11 +287,15 @@ def _waves(rng: np.random.Generator, t: np.ndarray, depth: float) -> np.ndarray:
     return np.clip(1.0 + depth * w, 0.05, None)
 
 
-def _lighting(n: int, fps: float, dusk: float, rng: np.random.Generator) -> np.ndarray:
-    """Per-frame RGB gain: daylight fading to a dim blue dusk through a warm golden hour,
-    with passing clouds."""
-    t = np.linspace(0.0, 1.0, n, dtype=np.float32)
-    clouds = _waves(rng, np.arange(n) / fps, depth=0.08)
+def _lighting(
+    n: int, fps: float, cycle_s: float, dusk: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Per-frame RGB gain: daylight fading to a dim blue dusk through a warm golden hour and
+    back, once per ``cycle_s`` seconds, with passing clouds."""
+    seconds = np.arange(n) / fps
+    phase = (seconds / cycle_s) % 1.0
+    t = (1.0 - np.abs(2.0 * phase - 1.0)).astype(np.float32)  # 0 at day, 1 at dusk
+    clouds = _waves(rng, seconds, depth=0.08)
     bright = (1.0 - (1.0 - dusk) * t**1.5) * clouds
     warm = np.sin(np.pi * np.clip(t * 1.4, 0, 1))
     blue = np.clip((t - 0.7) / 0.3, 0, 1)
@@ -313,7 +319,11 @@ def generate(source: SyntheticSource) -> Clip:
     background = _background(cam, h, w, np.random.default_rng([source.seed, source.camera, 13]))
     tracks = simulate(source, cam)
     gain = _lighting(
-        n, source.fps, cam.dusk, np.random.default_rng([source.seed, source.camera, 19])
+        n,
+        source.fps,
+        source.day_cycle_s,
+        cam.dusk,
+        np.random.default_rng([source.seed, source.camera, 19]),
     )
     frames = np.empty((n, h, w, 3), np.uint8)
     truths: list[FrameTruth] = []
