@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 from gemel.analyze import analyze
@@ -30,12 +31,15 @@ def _query(name, source, cls, **model):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared machine
     root = tmp_path_factory.mktemp("merge")
     for i in (0, 1):
         write_shapes_video(root / f"v{i}.mkv", 600, seed=i)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GEMEL_CACHE", str(root / "cache"))
         yield root
+    torch.set_num_threads(threads)
 
 
 def _write(root, name, queries):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -12,6 +13,14 @@ from gemel.merge.config import MergeConfig
 from gemel.merge.trainer import JointTrainer, TrainerConfig, TrainQuery, unique_parameters
 from gemel.merge.tying import apply_merge
 from merge_helpers import tiny_models
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared machine
+    yield
+    torch.set_num_threads(threads)
 
 
 def _accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
