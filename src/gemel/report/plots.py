@@ -104,8 +104,8 @@ def accuracy_per_level(report: dict[str, Any]) -> bytes:
         ax.set_xticks(range(len(LEVELS)), [f"{lv}" for lv in LEVELS])
         ax.set_xlabel("memory level (bars: mean; dots: each stream)")
         ax.set_ylabel("stream accuracy")
-        ax.set_ylim(0, 1.05)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.set_ylim(0, 1.2)
+        ax.legend(fontsize=8, loc="upper center", ncol=len(series))
 
     return _png(draw)
 
