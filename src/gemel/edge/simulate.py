@@ -14,19 +14,14 @@ from typing import Any
 
 import torch
 
-from gemel.edge.blocks import BlockManager
-from gemel.edge.engine import EdgeEngine, VirtualClock
-from gemel.edge.eviction import BEST_POLICY, make_policy
-from gemel.edge.executor import manifest_blocks
+from gemel.edge.engine import VirtualClock
+from gemel.edge.eviction import BEST_POLICY
 from gemel.edge.feeds import QueryFeed
-from gemel.edge.levels import profile_levels, resolve_budget
+from gemel.edge.play import OnTurn, bundle_strategy, check_request, lay_out, play, play_record
 from gemel.edge.profile import Profile
 from gemel.edge.replay import ReplayExecutor
-from gemel.edge.runtime import bundle_strategy, check_feeds, check_modes
-from gemel.edge.scheduler import BATCH_SIZES, TimeSharingScheduler, batch_sizes, merge_aware_order
-from gemel.edge.space import SpaceSharingEngine
+from gemel.edge.scheduler import BATCH_SIZES
 from gemel.edge.streams import Stream
-from gemel.edge.summary import run_record
 from gemel.errors import GemelError
 from gemel.merge.bundle import BundleManifest, load_bundle, read_manifest
 
@@ -76,55 +71,33 @@ def simulate_bundle(
     prefetch: bool = True,
     max_batch: int = max(BATCH_SIZES),
     fps: float | None = None,
-    on_turn: Callable[[EdgeEngine, float], None] | None = None,
+    on_turn: OnTurn | None = None,
 ) -> dict[str, Any]:
     """Simulate one bundle; the run's JSON record (the same keys as ``gemel run``'s).
 
     ``fps`` overrides every stream's rate (for sweeps); frames are then replayed at the new
     rate from the same records (frame ``k`` keeps its answer and its truth).
     """
-    check_feeds(manifest, feeds)
+    check_request(manifest, feeds, eviction=eviction, order=order, sharing=sharing)
     names = list(feeds)
     check_profile(profile, names)
-    policy = make_policy(eviction)
-    check_modes(order, sharing)
-    level, budget = resolve_budget(str(memory_budget), profile_levels(profile, names))
-    blocks = [b for b in manifest_blocks(manifest) if b.queries & set(names)]
-    bm = BlockManager(blocks, budget, policy, overhead_bytes=profile.overhead_bytes)
+    layout = lay_out(
+        manifest, profile, names, memory_budget=memory_budget, eviction=eviction, order=order
+    )
     clock = VirtualClock()
-    executor = ReplayExecutor(clock, profile, predictions, bm.blocks_of)
+    executor = ReplayExecutor(clock, profile, predictions, layout.blocks.blocks_of)
     streams = {
         q: Stream(q, fps or f.fps, f.sla_s, min(f.frames_total, len(predictions[q])))
         for q, f in feeds.items()
     }
-    sched_order = merge_aware_order(names, bm.blocks_of) if order == "merge" else names
-    if sharing == "space":
-        space = SpaceSharingEngine(
-            streams, sched_order, bm, executor, clock, profile.cost_model(),
-            batch_sizes=batch_sizes(max_batch),
-        )  # fmt: skip
-        result = space.run(duration_s)
-    else:
-        engine = EdgeEngine(
-            streams, TimeSharingScheduler(sched_order), bm, executor, clock,
-            profile.cost_model(), prefetch=prefetch, batch_sizes=batch_sizes(max_batch),
-            learn=False,
-        )  # fmt: skip
-        result = engine.run(duration_s, on_turn=on_turn)
-    return run_record(
-        result,
-        streams,
-        {q: f.score for q, f in feeds.items()},
-        strategy=bundle_strategy(manifest),
-        memory_level=level,
-        budget_bytes=budget,
-        sharing=sharing,
-        eviction=policy.name,
-        prefetch=prefetch,
-        device=profile.device,
-        mode="simulated",
-        fps=fps,
-    )
+    result = play(
+        layout, streams, executor, clock, profile.cost_model(), duration_s=duration_s,
+        sharing=sharing, prefetch=prefetch, max_batch=max_batch, learn=False, on_turn=on_turn,
+    )  # fmt: skip
+    return play_record(
+        result, streams, feeds, manifest, layout,
+        sharing=sharing, prefetch=prefetch, device=profile.device, mode="simulated", fps=fps,
+    )  # fmt: skip
 
 
 def simulate_bundles(
