@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,7 +88,11 @@ def test_side_by_side_runs_carry_the_contract_keys(setup) -> None:
     assert by[("gemel", "min")]["swap_bytes"] < by[("none", "min")]["swap_bytes"]
 
 
-def test_ten_minutes_of_six_streams_simulate_in_under_five_seconds(tmp_path: Path) -> None:
+def test_ten_minutes_of_six_streams_swap_every_turn_and_keep_up(tmp_path: Path) -> None:
+    """At ``min`` one query's block fits: every turn after the first six loads is a swap. A turn
+    (10.5 ms copy + 5 ms run + 0.1 ms overhead) times six queries stays under the 100 ms
+    between frames, so every frame is answered by its own result. (The simulator's speed on
+    this run is measured by ``benchmarks/bench_edge.py``.)"""
     names = [f"q{i}" for i in range(6)]
     manifest = read_manifest(tiny_bundle(tmp_path / "b", names, merged=False))
     task = make_task(TaskSpec(kind="presence", classes=["car"]))
@@ -100,6 +103,9 @@ def test_ten_minutes_of_six_streams_simulate_in_under_five_seconds(tmp_path: Pat
         for q in names
     }  # fmt: skip
     preds = {q: [i % 2 for i in range(n)] for q in names}
+    block_bytes = {b.nbytes for b in manifest.blocks}
+    assert len(block_bytes) == 1 and len(manifest.blocks) == 6  # one private block per query
+    (nbytes,) = block_bytes
     profile = Profile(
         device="reference", overlap_copies=True, overhead_bytes=0, overhead_s=1e-4,
         load_bytes_per_s=2e6, blocks={},
@@ -112,11 +118,18 @@ def test_ten_minutes_of_six_streams_simulate_in_under_five_seconds(tmp_path: Pat
             for q in names
         },
     )  # fmt: skip
-    t0 = time.perf_counter()
+    assert 6 * (nbytes / 2e6 + 0.005 + 1e-4) < 0.1
     run = simulate_bundle(manifest, profile, feeds, preds, memory_budget="min", duration_s=600)
-    assert time.perf_counter() - t0 < 5.0
-    assert all(v["frames_total"] == n for v in run["queries"].values())
-    assert run["swaps"] > 0
+    assert run["budget_bytes"] == nbytes + 1000 and run["peak_bytes"] <= run["budget_bytes"]
+    batches = sum(v["batches"] for v in run["queries"].values())
+    assert run["swaps"] == batches - 6
+    assert run["swap_bytes"] == run["swaps"] * nbytes
+    assert run["copied_bytes"] == run["swap_bytes"] + 6 * nbytes
+    for q, v in run["queries"].items():
+        assert v["frames_total"] == v["frames_processed"] == v["batches"] == n
+        truth = feeds[q].targets.tolist()
+        expected = sum(p == t for p, t in zip(preds[q], truth, strict=True)) / n
+        assert v["accuracy"] == pytest.approx(expected)
 
 
 def test_space_sharing_admits_what_fits_and_never_swaps(setup) -> None:
