@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from html.parser import HTMLParser
 
 import pytest
@@ -202,3 +203,20 @@ def test_demo_refuses_an_output_path_that_is_a_file(tmp_path, capsys):
     assert main(["demo", "--out", str(target), "--quick"]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert target.read_text() == "x"
+
+
+def test_demo_runs_again_into_a_folder_it_wrote(demo, tmp_path):
+    out, _ = demo
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    report = run_demo(again, workload=workload_from_dict(_workload()), settings=TINY)
+    assert report["dir"] == str(again)
+    assert _json(again / "merge/report.json")["memory_before_bytes"] > 0
+
+
+def test_demo_keeps_a_folder_that_is_not_its_own(tmp_path, capsys):
+    (tmp_path / "merge").mkdir()
+    (tmp_path / "merge" / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 2
+    assert "not a merge output" in capsys.readouterr().err
+    assert (tmp_path / "merge" / "notes.txt").read_text() == "mine"

@@ -15,6 +15,7 @@ times) and ``report.html``.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,10 +35,10 @@ from gemel.io import write_json_atomic
 from gemel.merge import read_manifest
 from gemel.merge.run import merge_workload
 from gemel.report import build_report, print_summary, write_html
+from gemel.report.figures import STRATEGY_DIRS
 from gemel.workload import Workload, load_workload
 
 LEVELS = ("min", "50", "75")
-STRATEGY_DIRS = {"none": "merge-none", "gemel": "merge", "all": "merge-all"}
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ def run_demo(
         import torch
 
         torch.set_num_threads(cfg.threads)
+    for folder in STRATEGY_DIRS.values():
+        _clear_merge_output(out / folder)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(wl.stage_budget_s, console)
     t0 = time.monotonic()
@@ -242,6 +245,15 @@ def run_demo(
     report = build_report(out)
     print_summary(report, Console())
     return report
+
+
+def _clear_merge_output(folder: Path) -> None:
+    """Remove a previous demo's merge output, so that the demo starts its merges afresh."""
+    if not folder.exists():
+        return
+    if not folder.is_dir() or not (folder / "journal.jsonl").is_file():
+        raise GemelError(f"{folder}: exists and is not a merge output; choose another --out")
+    shutil.rmtree(folder)
 
 
 def _simulate(
