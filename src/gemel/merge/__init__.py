@@ -1,9 +1,12 @@
-"""merge: tie shared layers across queries' models, and store merged workloads as bundles."""
+"""merge: tie shared layers across queries' models, retrain them jointly under the planner
+(:func:`merge_workload`), store merged workloads as bundles and score them
+(:func:`evaluate_bundle`)."""
 
 from __future__ import annotations
 
 from gemel.merge.bundle import block_views, load_bundle, read_tensors, save_bundle, weights_path
 from gemel.merge.config import MergeConfig, SharedLayer
+from gemel.merge.evaluate import evaluate_bundle
 from gemel.merge.manifest import (
     ALIGN,
     FORMAT_VERSION,
@@ -13,6 +16,7 @@ from gemel.merge.manifest import (
     TensorEntry,
     read_manifest,
 )
+from gemel.merge.run import merge_workload
 from gemel.merge.tying import Snapshot, apply_merge, shared_locations, untie
 
 __all__ = [
@@ -27,7 +31,9 @@ __all__ = [
     "TensorEntry",
     "apply_merge",
     "block_views",
+    "evaluate_bundle",
     "load_bundle",
+    "merge_workload",
     "read_manifest",
     "read_tensors",
     "save_bundle",
