@@ -210,6 +210,7 @@ class Workload(_Strict):
 
     @property
     def query_names(self) -> list[str]:
+        """The queries' names, in file order."""
         return [q.name for q in self.queries]
 
     @property
@@ -218,23 +219,29 @@ class Workload(_Strict):
         return str(self.path) if self.path else self.name
 
     def target_of(self, q: QuerySpec) -> float:
+        """The fraction of its unmerged accuracy ``q`` must keep (its own, else the default)."""
         return q.target if q.target is not None else self.defaults.target
 
     def fps_of(self, q: QuerySpec) -> float:
+        """Frames per second of ``q``'s stream (its own, else the default)."""
         return q.fps if q.fps is not None else self.defaults.fps
 
     def sla_ms_of(self, q: QuerySpec) -> float:
+        """Milliseconds within which ``q``'s answers count (its own, else the default)."""
         return q.sla_ms if q.sla_ms is not None else self.defaults.sla_ms
 
     def train_of(self, q: QuerySpec) -> TrainSpec:
+        """Base-model training settings of ``q`` (its own, else the defaults)."""
         return q.train if q.train is not None else self.defaults.train
 
     def source_of(self, q: QuerySpec) -> SyntheticSource | VideoSource:
+        """``q``'s video source; an error when the query names none."""
         if q.source is None:
             raise GemelError(f"{self.label}: query {q.name!r}: field 'source' is required here")
         return self.sources[q.source]
 
     def task_of(self, q: QuerySpec) -> TaskSpec:
+        """``q``'s task; an error when the query has none."""
         if q.task is None:
             raise GemelError(f"{self.label}: query {q.name!r}: field 'task' is required here")
         return q.task

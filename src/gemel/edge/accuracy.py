@@ -28,6 +28,8 @@ class FrameResult:
 
 @dataclass(frozen=True)
 class StreamScore:
+    """One query's stream: frames played, frames answered within the SLA, stream accuracy."""
+
     frames_total: int
     frames_processed: int
     accuracy: float

@@ -29,6 +29,8 @@ from gemel.edge.streams import Stream
 
 
 class Clock(Protocol):
+    """Seconds since the run started: wall time for the runtime, virtual for the simulator."""
+
     def now(self) -> float: ...
     def wait_until(self, t: float) -> None: ...
 
@@ -72,6 +74,8 @@ class VirtualClock:
 
 
 class UpdateSource(Protocol):
+    """Newer bundles published while the engine runs (see :mod:`gemel.edge.updates`)."""
+
     def poll(self) -> tuple[Any, Any] | None:
         """A newer ``(manifest, host store)`` to adopt, or None."""
 

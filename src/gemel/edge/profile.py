@@ -15,6 +15,8 @@ from gemel.errors import GemelError
 
 
 class BatchCost(BaseModel):
+    """One query at one batch size."""
+
     model_config = ConfigDict(extra="allow")
 
     run_s: float
@@ -24,6 +26,8 @@ class BatchCost(BaseModel):
 
 
 class QueryProfile(BaseModel):
+    """One query: the bytes of every block it needs, and its cost per batch size."""
+
     model_config = ConfigDict(extra="allow")
 
     weight_bytes: int
@@ -31,6 +35,8 @@ class QueryProfile(BaseModel):
 
 
 class BlockProfile(BaseModel):
+    """One block: its bytes and the median seconds of one copy into the arena."""
+
     model_config = ConfigDict(extra="allow")
 
     nbytes: int

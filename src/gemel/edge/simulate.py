@@ -52,6 +52,7 @@ def record_predictions(
 
 
 def check_profile(profile: Profile, queries: Sequence[str]) -> None:
+    """Refuse a profile that lacks figures for one of ``queries``."""
     missing = [q for q in queries if q not in profile.queries]
     if missing:
         raise GemelError(f"the profile has no figures for query {missing[0]!r}")

@@ -22,6 +22,8 @@ contents for another set of queries; ``changed``: A's block of these queries dif
 
 @dataclass(frozen=True)
 class BlockChange:
+    """One block of bundle B (or a block of A that B no longer has) and how it changed."""
+
     name: str
     queries: tuple[str, ...]
     nbytes: int
