@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gemel.cli import main
@@ -19,6 +20,28 @@ class CliResult:
     status: int
     out: str
     err: str
+
+    def assert_error(self, *phrases: str) -> None:
+        """Exit status 2, nothing on stdout, and one ``gemel: error:`` line holding ``phrases``."""
+        assert self.status == 2
+        assert self.out == ""
+        lines = self.err.splitlines()
+        assert len(lines) == 1, self.err
+        assert lines[0].startswith("gemel: error: ")
+        assert "Traceback" not in self.err
+        for phrase in phrases:
+            assert phrase in lines[0], (phrase, lines[0])
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh ``GEMEL_CACHE`` shared by one test module, and torch on one thread (the models
+    are tiny; more threads only fight over a loaded machine)."""
+    torch.set_num_threads(1)
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GEMEL_CACHE", str(cache))
+        yield cache
 
 
 @pytest.fixture

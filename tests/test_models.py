@@ -148,20 +148,9 @@ def _workload(model: dict) -> dict:
     return {"name": "w", "queries": [{"name": "cam1", "model": model}]}
 
 
-def _assert_error(result, *phrases: str) -> None:
-    assert result.status == 2
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("gemel: error: ")
-    assert "Traceback" not in result.err
-    for phrase in phrases:
-        assert phrase in lines[0], (phrase, lines[0])
-
-
 def test_unknown_architecture_suggests_the_near_name(write_workload, gemel_cli):
     path = write_workload(_workload({"arch": "resnet5O"}))
-    _assert_error(
-        gemel_cli("analyze", path),
+    gemel_cli("analyze", path).assert_error(
         str(path),
         "query 'cam1'",
         "field 'model.arch'",
@@ -172,15 +161,14 @@ def test_unknown_architecture_suggests_the_near_name(write_workload, gemel_cli):
 
 def test_builder_that_refuses_its_kwargs(write_workload, gemel_cli):
     path = write_workload(_workload({"arch": "resnet18", "kwargs": {"depth": 7}}))
-    _assert_error(gemel_cli("analyze", path), str(path), "query 'cam1'", "field 'model'", "'depth'")
+    gemel_cli("analyze", path).assert_error(str(path), "query 'cam1'", "field 'model'", "'depth'")
 
 
 @pytest.mark.parametrize("key", ["weights", "weights_backbone"])
 def test_pretrained_weights_are_refused(key, write_workload, gemel_cli):
     spec = {"arch": "fasterrcnn_resnet50_fpn", "kwargs": {key: "DEFAULT"}}
     path = write_workload(_workload(spec))
-    _assert_error(
-        gemel_cli("analyze", path),
+    gemel_cli("analyze", path).assert_error(
         str(path),
         "query 'cam1'",
         "field 'model.kwargs'",
@@ -203,7 +191,7 @@ def test_bad_factory(case, factories, write_workload, gemel_cli):
     factory, phrase = BAD_FACTORIES[case]
     path = write_workload(_workload({"factory": factory}))
     field = "field 'model'" if case == "raises" else "field 'model.factory'"
-    _assert_error(gemel_cli("analyze", path), str(path), "query 'cam1'", field, phrase)
+    gemel_cli("analyze", path).assert_error(str(path), "query 'cam1'", field, phrase)
 
 
 def _bad_checkpoints(tmp_path) -> dict[str, tuple[str, str]]:
@@ -238,7 +226,7 @@ def test_checkpoints_that_cannot_serve_the_model(tmp_path, factories, write_work
             _workload({"factory": f"{FACTORY_MODULE}:tiny", "checkpoint": ckpt}), f"{name}.yaml"
         )
         result = gemel_cli("analyze", path)
-        _assert_error(result, str(path), "query 'cam1'", "field 'model.checkpoint'", phrase)
+        result.assert_error(str(path), "query 'cam1'", "field 'model.checkpoint'", phrase)
 
 
 def test_relative_checkpoint_is_found_beside_the_workload(tmp_path, write_workload, gemel_cli):
@@ -251,8 +239,7 @@ def test_relative_checkpoint_is_found_beside_the_workload(tmp_path, write_worklo
     path = write_workload(_workload(spec))
     assert gemel_cli("analyze", path).status == 0
     wrong = write_workload(_workload({**spec, "num_classes": 4}), "wrong.yaml")
-    _assert_error(
-        gemel_cli("analyze", wrong),
+    gemel_cli("analyze", wrong).assert_error(
         "query 'cam1'",
         "field 'model.checkpoint'",
         "does not fit the architecture",
@@ -272,8 +259,7 @@ def test_unreadable_checkpoint_file(tmp_path, factories, write_workload, gemel_c
     else:
         ckpt.chmod(0)
     path = write_workload(_workload({"factory": f"{FACTORY_MODULE}:tiny", "checkpoint": str(ckpt)}))
-    _assert_error(
-        gemel_cli("analyze", path),
+    gemel_cli("analyze", path).assert_error(
         "query 'cam1'",
         "field 'model.checkpoint'",
         f"cannot read {ckpt}: Permission denied",

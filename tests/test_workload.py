@@ -219,17 +219,6 @@ BAD_WORKLOADS = {
 }
 
 
-def _assert_one_line_error(result, *phrases: str) -> None:
-    assert result.status == 2
-    assert result.out == ""
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("gemel: error: ")
-    assert "Traceback" not in result.err
-    for phrase in phrases:
-        assert phrase in lines[0], (phrase, lines[0])
-
-
 @pytest.mark.parametrize("case", list(BAD_WORKLOADS), ids=list(BAD_WORKLOADS))
 def test_bad_workload_gives_one_line_naming_file_query_and_field(case, write_workload, gemel_cli):
     data, query, field, reason = BAD_WORKLOADS[case]
@@ -237,19 +226,19 @@ def test_bad_workload_gives_one_line_naming_file_query_and_field(case, write_wor
     phrases = [str(path), f"field '{field}'", reason]
     if query is not None:
         phrases.append(f"query {query!r}")
-    _assert_one_line_error(gemel_cli("analyze", path), *phrases)
+    gemel_cli("analyze", path).assert_error(*phrases)
     with pytest.raises(GemelError):
         load_workload(path)
 
 
 def test_error_names_a_nameless_query_by_its_position(write_workload, gemel_cli):
     path = write_workload({"name": "w", "queries": [_query(), {"model": {"arch": "resnet18"}}]})
-    _assert_one_line_error(gemel_cli("analyze", path), "queries[1]", "field 'name'")
+    gemel_cli("analyze", path).assert_error("queries[1]", "field 'name'")
 
 
 def test_several_problems_report_the_first_and_count_the_rest(write_workload, gemel_cli):
     path = write_workload(_with({"fsp": 1, "sla": 2, "tagret": 3}))
-    _assert_one_line_error(gemel_cli("analyze", path), "query 'cam1'", "(and 2 more)")
+    gemel_cli("analyze", path).assert_error("query 'cam1'", "(and 2 more)")
 
 
 @pytest.mark.parametrize(
@@ -273,9 +262,7 @@ def test_several_problems_report_the_first_and_count_the_rest(write_workload, ge
 )
 def test_yaml_syntax_error_names_the_line(text, line, phrase, write_workload, gemel_cli):
     path = write_workload(text)
-    _assert_one_line_error(
-        gemel_cli("analyze", path), f"{path}: line {line}: YAML syntax error", phrase
-    )
+    gemel_cli("analyze", path).assert_error(f"{path}: line {line}: YAML syntax error", phrase)
 
 
 @pytest.mark.parametrize(
@@ -285,16 +272,16 @@ def test_yaml_syntax_error_names_the_line(text, line, phrase, write_workload, ge
 )
 def test_file_that_is_not_a_workload(text, phrase, write_workload, gemel_cli):
     path = write_workload(text)
-    _assert_one_line_error(gemel_cli("analyze", path), str(path), phrase)
+    gemel_cli("analyze", path).assert_error(str(path), phrase)
 
 
 def test_missing_and_unreadable_workload_files(tmp_path, gemel_cli):
     missing = tmp_path / "nope.yaml"
-    _assert_one_line_error(gemel_cli("analyze", missing), str(missing), "not found")
-    _assert_one_line_error(gemel_cli("analyze", tmp_path), str(tmp_path), "cannot read")
+    gemel_cli("analyze", missing).assert_error(str(missing), "not found")
+    gemel_cli("analyze", tmp_path).assert_error(str(tmp_path), "cannot read")
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00name")
-    _assert_one_line_error(gemel_cli("analyze", binary), str(binary), "cannot read")
+    gemel_cli("analyze", binary).assert_error(str(binary), "cannot read")
 
 
 def test_workload_is_frozen_plain_data(write_workload):
