@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from gemel.edge.feeds import workload_feeds
+from gemel.edge.feeds import frame_sizes, workload_feeds
 from gemel.edge.profiler import profile_bundle
 from gemel.edge.runtime import run_bundle
 from gemel.edge.simulate import record_predictions, simulate_bundle
@@ -52,7 +52,7 @@ def main() -> None:
         return feeds
 
     feeds = streams()
-    sizes = {q: f.images[0].shape[:2] for q, f in feeds.items()}
+    sizes = frame_sizes(feeds)
     t0 = time.perf_counter()
     profile = profile_bundle(args.bundle[0], "cpu", repeats=5, frame_size=sizes)
     out: dict = {"profile_s": time.perf_counter() - t0, "simulated": [], "runtime": []}

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gemel.edge.eviction import BEST_POLICY, EVICTION_POLICIES
-from gemel.edge.feeds import workload_feeds
+from gemel.edge.feeds import frame_sizes, workload_feeds
 from gemel.edge.plots import plot_runs
 from gemel.edge.profile import read_profile
 from gemel.edge.profiler import profile_bundle, set_threads
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             profile = read_profile(args.profile)
         else:
             status.update(f"profiling {args.bundle[0]} on {args.device}")
-            sizes = {q: f.images[0].shape[:2] for q, f in feeds.items() if len(f.images)}
+            sizes = frame_sizes(feeds)
             profile = profile_bundle(args.bundle[0], args.device, repeats=3, frame_size=sizes)
         runs = simulate_bundles(
             args.bundle, profile, feeds, memory_budgets=budgets, fps_values=fps_values,

@@ -4,7 +4,7 @@ turns model outputs into answers, and the ground truth that scores them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,3 +115,13 @@ def workload_feeds(
 ) -> dict[str, QueryFeed]:
     """:func:`query_feed` of each query."""
     return {q: query_feed(wl, q, duration_s) for q in queries}
+
+
+def frame_sizes(feeds: Mapping[str, QueryFeed]) -> dict[str, tuple[int, int]]:
+    """Height and width of each feed's frames (its first readable one), for the profiler."""
+    sizes = {}
+    for q, f in feeds.items():
+        first = next((img for img in f.images if img is not None), None)
+        if first is not None:
+            sizes[q] = (int(first.shape[0]), int(first.shape[1]))
+    return sizes

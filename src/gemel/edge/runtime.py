@@ -16,7 +16,7 @@ from typing import Any
 from gemel.edge.engine import WallClock
 from gemel.edge.eviction import BEST_POLICY
 from gemel.edge.executor import TorchExecutor
-from gemel.edge.feeds import QueryFeed
+from gemel.edge.feeds import QueryFeed, frame_sizes
 from gemel.edge.play import OnTurn, check_request, lay_out, play, play_record
 from gemel.edge.profile import Profile
 from gemel.edge.profiler import profile_bundle, resolve_device
@@ -58,8 +58,7 @@ def run_bundle(
     if live_updates and sharing != "time":
         raise GemelError("live bundle updates need time sharing (--sharing time)")
     if profile is None:
-        frame_size = {q: f.images[0].shape[:2] for q, f in feeds.items() if len(f.images)}
-        profile = profile_bundle(bundle_dir, str(dev), repeats=2, frame_size=frame_size)
+        profile = profile_bundle(bundle_dir, str(dev), repeats=2, frame_size=frame_sizes(feeds))
     names = list(feeds)
     layout = lay_out(
         manifest, profile, names, memory_budget=memory_budget, eviction=eviction, order=order
