@@ -3,7 +3,8 @@
 Scheduler (:mod:`~gemel.edge.scheduler`), block manager (:mod:`~gemel.edge.blocks`) and
 executor (:mod:`~gemel.edge.executor`, :mod:`~gemel.edge.replay`) are separate objects; the
 real runtime and the simulator share the first two and the engine loop
-(:mod:`~gemel.edge.engine`), and swap only the clock and the executor.
+(:mod:`~gemel.edge.engine`, driven for both by :mod:`~gemel.edge.play`), and swap only the
+clock and the executor.
 
 Public API:
 
