@@ -138,6 +138,17 @@ def _check_fit(model: nn.Module, sd: dict[str, torch.Tensor], path: Path, where:
         )
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device; a GemelError unless torch can use it here."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise GemelError(f"unknown device {str(device)!r} (use cpu, cuda, cuda:1...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GemelError(f"device {str(device)!r}: CUDA is not available here")
+    return dev
+
+
 def build_model(
     spec: ModelSpec,
     *,

@@ -9,9 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gemel.data.train import BaseRecord, base_models
+from gemel.data.train import BaseRecord, base_models, queries_to_train
 from gemel.io import write_json_atomic
-from gemel.merge.run import check_device
 from gemel.workload import Workload, load_workload
 
 
@@ -50,10 +49,7 @@ def records_table(wl: Workload, records: dict[str, BaseRecord]) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     wl = load_workload(args.workload)
-    names = args.query or wl.query_names
-    for name in names:
-        wl.query(name)
-    check_device(args.device)
+    names = queries_to_train(wl, args.query, args.device)  # fails before the progress bars
     console = Console()
     with Progress(
         TextColumn("{task.description}"),

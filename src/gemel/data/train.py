@@ -31,7 +31,7 @@ from gemel.data.sources import cache_dir, file_stamp, source_key
 from gemel.data.tasks import Task
 from gemel.errors import GemelError
 from gemel.io import atomic_path, write_json_atomic
-from gemel.models import build_model
+from gemel.models import build_model, check_device
 from gemel.workload import ModelSpec, Workload
 
 TRAINER_VERSION = 2  # bump when training changes what it produces
@@ -305,6 +305,18 @@ def train_base_model(
     return record
 
 
+def queries_to_train(
+    wl: Workload, queries: list[str] | None, device: str | torch.device
+) -> list[str]:
+    """The names ``base_models`` works through (every query by default), after checking that
+    each names a query and that ``device`` is usable: bad input fails before any training."""
+    names = queries if queries is not None else wl.query_names
+    for name in names:
+        wl.query(name)
+    check_device(device)
+    return names
+
+
 def base_models(
     wl: Workload,
     *,
@@ -315,7 +327,7 @@ def base_models(
 ) -> dict[str, BaseRecord]:
     """Every query's base record (training what is not trained yet on ``device``), in
     workload order."""
-    names = queries if queries is not None else wl.query_names
+    names = queries_to_train(wl, queries, device)
     return {
         name: train_base_model(wl, name, finetune=finetune, progress=progress, device=device)
         for name in names

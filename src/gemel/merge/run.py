@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from gemel.analyze import analyze_models
@@ -37,6 +36,7 @@ from gemel.merge.trainer import (
     unique_parameters,
 )
 from gemel.merge.view import MergeView
+from gemel.models import check_device
 from gemel.workload import Workload
 
 REPORT_NAME = "report.json"
@@ -102,16 +102,6 @@ def param_bytes(models: dict[str, nn.Module]) -> int:
 def val_target(record: BaseRecord, fraction: float, margin: float) -> float:
     """The validation accuracy a query must reach: ``fraction`` of its own, plus ``margin``."""
     return min(1.0, fraction * record.val_accuracy + margin)
-
-
-def check_device(device: str) -> None:
-    """Raise a GemelError unless ``device`` names a device that torch can use here."""
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise GemelError(f"unknown device {device!r} (use cpu, cuda, cuda:1...)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise GemelError(f"device {device!r}: CUDA is not available here")
 
 
 def merge_workload(
