@@ -70,6 +70,9 @@ def test_merged_detector_and_classifier_meet_their_targets_on_test(merged):
     assert cars["shares"] and people["shares"]
     assert cars["chance_accuracy"] == 0.0
     assert cars["unmerged_accuracy"] > 0.3  # the detector learned to find the squares
+    assert cars["merged_metrics"]["map_50"] == cars["merged_accuracy"]
+    assert 0 < cars["merged_metrics"]["map"] <= cars["merged_accuracy"]
+    assert people["merged_metrics"] == {}
     for q in (cars, people):
         assert q["merged_accuracy"] >= q["target"] == pytest.approx(0.95 * q["unmerged_accuracy"])
 

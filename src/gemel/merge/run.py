@@ -244,6 +244,11 @@ def _report(
             "chance_accuracy": test[q]["chance_accuracy"],
             "met": merged >= target,
             "frames": test[q]["frames"],
+            "merged_metrics": {
+                k: v
+                for k, v in test[q].items()
+                if k not in ("accuracy", "chance_accuracy", "frames")
+            },
             "val_unmerged_accuracy": r.val_accuracy,
             "val_target": targets[q],
             "shares": q in session.config.queries_touched,
