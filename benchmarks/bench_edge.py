@@ -35,7 +35,7 @@ from gemel.edge.eviction import make_policy
 from gemel.edge.executor import TorchExecutor, manifest_blocks
 from gemel.edge.feeds import QueryFeed
 from gemel.edge.profile import BatchCost, Profile, QueryProfile
-from gemel.edge.profiler import default_predict, resolve_device
+from gemel.edge.profiler import bundle_answers, resolve_device
 from gemel.edge.scheduler import CostModel, TimeSharingScheduler
 from gemel.edge.simulate import simulate_bundle
 from gemel.edge.streams import Stream
@@ -172,7 +172,7 @@ def bench_copies(tmp: Path, device: str, arch: str, repeats: int = 11) -> dict:
     nbytes = sum(b.nbytes for b in blocks)
     ex = TorchExecutor(
         tmp / "copy", manifest, load_bundle(tmp / "copy"), device=dev, arena_bytes=nbytes,
-        prepare=lambda q, f: (None, []), predict=default_predict,
+        prepare=lambda q, f: (None, []), answer=bundle_answers(manifest),
     )  # fmt: skip
     src_tensors = [t.detach() for t in models["a"].state_dict().values()]
     if dev.type == "cuda":

@@ -30,7 +30,7 @@ from bench_edge import bench_copies
 
 from gemel.edge.blocks import LoadPlan
 from gemel.edge.executor import TorchExecutor, manifest_blocks
-from gemel.edge.profiler import default_predict
+from gemel.edge.profiler import bundle_answers
 from gemel.merge import MergeConfig, load_bundle, read_manifest, save_bundle
 from gemel.models import build_model
 from gemel.workload import workload_from_dict
@@ -66,7 +66,7 @@ def prefetch_overlap(tmp: Path, arch: str = "resnet50", batch: int = 8, repeats:
     ex = TorchExecutor(
         tmp / "p", manifest, load_bundle(tmp / "p"), device="cuda",
         arena_bytes=sum(b.nbytes for b in blocks),
-        prepare=lambda q, f: (x, list(range(batch))), predict=default_predict,
+        prepare=lambda q, f: (x, list(range(batch))), answer=bundle_answers(manifest),
     )  # fmt: skip
     of = {q: [b for b in blocks if q in b.queries] for q in names}
     ex.apply(LoadPlan("a", load=of["a"]))

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
-from edge_tiny import tiny_bundle
-from gemel.edge.blocks import BlockManager
+from edge_tiny import stream_workload, tiny_bundle
+from gemel.edge.blocks import BlockManager, LoadPlan
 from gemel.edge.eviction import make_policy
 from gemel.edge.executor import TorchExecutor, manifest_blocks
+from gemel.edge.feeds import workload_feeds
+from gemel.edge.profiler import bundle_answers
+from gemel.edge.simulate import record_predictions
 from gemel.merge.bundle import load_bundle, read_manifest
+from gemel.workload import workload_from_dict
 
 NAMES = ["a", "b", "c"]
 
@@ -24,7 +29,7 @@ def make_executor(bundle: Path, arena_bytes: int, inputs: torch.Tensor) -> Torch
         device="cpu",
         arena_bytes=arena_bytes,
         prepare=lambda q, frames: (inputs[frames], list(frames)),
-        predict=lambda q, out: list(out.clone()),
+        answer=lambda q, model, x: list(model(x).clone()),
     )
 
 
@@ -89,3 +94,30 @@ def test_fragmented_arena_is_compacted_and_rebound(tmp_path: Path) -> None:
         bm.release(q)
         with torch.inference_mode():
             torch.testing.assert_close(got, reference[q](inputs))
+
+
+@pytest.mark.usefixtures("module_cache")
+def test_runtime_answers_a_feed_as_the_simulator_records_it(tmp_path: Path) -> None:
+    wl = workload_from_dict(stream_workload(NAMES, frames=40))
+    bundle = tiny_bundle(tmp_path / "b", NAMES, merged=True, workload=wl)
+    manifest = read_manifest(bundle)
+    feeds = workload_feeds(wl, NAMES)
+    recorded = record_predictions(bundle, feeds)
+    blocks = manifest_blocks(manifest)
+    ex = TorchExecutor(
+        bundle, manifest, load_bundle(bundle), device="cpu",
+        arena_bytes=sum(b.nbytes for b in blocks),
+        prepare=lambda q, frames: feeds[q].batch(frames),
+        answer=lambda q, model, x: feeds[q].answers(model, x),
+    )  # fmt: skip
+    ex.apply(LoadPlan("", load=blocks))
+    profiled = bundle_answers(manifest)
+    for q, feed in feeds.items():
+        frames = list(range(feed.frames_total))
+        got = ex.run(q, frames)
+        assert [f for f, _ in got] == frames and frames
+        assert [a for _, a in got] == recorded[q]
+        assert all(isinstance(a, int) for _, a in got)  # class indices as plain ints
+        x, _ = feed.batch(frames)
+        with torch.inference_mode():
+            assert profiled(q, ex.models[q], x) == recorded[q]

@@ -43,7 +43,7 @@ def test_swaps_on_cuda_compute_what_the_cpu_models_compute(tmp_path: Path) -> No
     budget = max(b.nbytes for b in blocks) + 64
     ex = TorchExecutor(
         bundle, manifest, load_bundle(bundle), device="cuda", arena_bytes=budget,
-        prepare=lambda q, f: (x[f], list(f)), predict=lambda q, out: list(out.cpu()),
+        prepare=lambda q, f: (x[f], list(f)), answer=lambda q, model, x: list(model(x).cpu()),
     )  # fmt: skip
     assert ex.host.pinned and ex.arena.buffer.is_cuda
     bm = BlockManager(blocks, budget, make_policy("lru"))

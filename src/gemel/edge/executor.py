@@ -1,9 +1,11 @@
 """The real executor: copies block bytes into the device arena and runs real forward passes.
 
 Model parameters and buffers are re-pointed at typed views into the arena once per block load
-(no model object is copied per swap, no re-binding per call), so every forward is a plain
-``model(x)``. On CUDA, copies run on a side stream and a model waits only for its own blocks,
-so a prefetch overlaps the current model's compute; on CPU the same code copies synchronously.
+(no model object is copied per swap, no re-binding per call), so a batch is answered on the
+model as it is, through ``answer`` (the runtime passes the query's task hook,
+:meth:`gemel.edge.feeds.QueryFeed.answers`, the simulator's path too). On CUDA, copies run on a
+side stream and a model waits only for its own blocks, so a prefetch overlaps the current
+model's compute; on CPU the same code copies synchronously.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from gemel.merge.bundle import BundleManifest, weights_path
 
 Prepare = Callable[[str, list[int]], tuple[torch.Tensor | None, list[int]]]
 """``(query, frames) -> (input batch, the frames it holds)``: unreadable frames are left out"""
-Predict = Callable[[str, Any], list[Any]]
-"""``(query, model output) -> one prediction per input``"""
+Answer = Callable[[str, nn.Module, torch.Tensor], list[Any]]
+"""``(query, model, input batch on the device) -> one answer per input`` (in inference mode)"""
 
 
 def manifest_blocks(manifest: BundleManifest) -> list[Block]:
@@ -43,14 +45,14 @@ class TorchExecutor:
         device: str | torch.device,
         arena_bytes: int,
         prepare: Prepare,
-        predict: Predict,
+        answer: Answer,
     ) -> None:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.manifest = manifest
         self.models = dict(models)
         self.prepare = prepare
-        self.predict = predict
+        self.answer = answer
         self.entries = {b.name: b for b in manifest.blocks}
         self.host = HostStore(weights_path(bundle_dir, manifest), pin=self.cuda)
         self.arena = DeviceArena(arena_bytes, self.device)
@@ -177,8 +179,7 @@ class TorchExecutor:
                 if ev is not None:
                     current.wait_event(ev)
         with torch.inference_mode():
-            out = self.models[query](x.to(self.device, non_blocking=True))
-            preds = self.predict(query, out)
+            preds = self.answer(query, self.models[query], x.to(self.device, non_blocking=True))
         return list(zip(kept, preds, strict=True))
 
     # -- live bundle updates ----------------------------------------------------------------

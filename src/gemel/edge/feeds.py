@@ -17,6 +17,13 @@ from gemel.errors import GemelError
 from gemel.workload import ModelSpec, Workload
 
 
+def task_answers(task: Task, model: torch.nn.Module, inputs: torch.Tensor) -> list[Any]:
+    """``task``'s answers of ``model`` (in eval mode) on a batch, one per input (class indices
+    become plain ints): how the runtime, the simulator and the profiler answer a batch."""
+    answers = task.answers(model, inputs)
+    return answers.tolist() if isinstance(answers, torch.Tensor) else list(answers)
+
+
 @dataclass
 class QueryFeed:
     """Frame ``k`` of the stream arrives at ``k / fps`` s; ``images[k]`` is its uint8
@@ -44,17 +51,9 @@ class QueryFeed:
             preds = predictions
         return self.task.score(preds, targets).tolist()
 
-    def predict(self, outputs: Any) -> list[Any]:
-        """One answer per input (class indices become plain ints)."""
-        return self._listed(self.task.predict(outputs))
-
     def answers(self, model: torch.nn.Module, inputs: torch.Tensor) -> list[Any]:
         """The task's answers of ``model`` (in eval mode) on a batch, one per input."""
-        return self._listed(self.task.answers(model, inputs))
-
-    @staticmethod
-    def _listed(p: Any) -> list[Any]:
-        return p.tolist() if isinstance(p, torch.Tensor) else list(p)
+        return task_answers(self.task, model, inputs)
 
     def batch(self, frames: list[int]) -> tuple[torch.Tensor | None, list[int]]:
         """The model input of ``frames``; unreadable or ill-shaped frames are left out."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,15 +52,18 @@ def _nbytes(x: object) -> int:
     return 0
 
 
-def peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Peak memory one inference of ``model`` on ``x`` needs beyond its weights."""
+def peak_activation_bytes(
+    model: nn.Module, x: torch.Tensor, answer: Callable[[nn.Module, torch.Tensor], Any]
+) -> int:
+    """Peak memory that answering ``x`` with ``model`` (``answer(model, x)``, the forward pass
+    and the answers drawn from it) needs beyond the model's weights."""
     device = x.device
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         with torch.inference_mode():
-            model(x)
+            answer(model, x)
         torch.cuda.synchronize(device)
         return max(0, torch.cuda.max_memory_allocated(device) - before)
     peak = 0
@@ -73,7 +77,7 @@ def peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.inference_mode():
-            out = model(x)
+            out = answer(model, x)
     finally:
         for h in handles:
             h.remove()

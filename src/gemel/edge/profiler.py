@@ -2,10 +2,11 @@
 
 Per block: bytes and the time of one copy from the host store into the arena. Per query and
 batch size: the time of one batch through the runtime's own path (preprocessing uint8 frames,
-forward, prediction) and its peak activation memory (see :mod:`gemel.edge.measure`). The
-framework's fixed overhead: device memory the framework holds beyond tensors (CUDA context;
-0 on CPU, where the budget is an accounting of weights and activations) and the per-batch time
-of the scheduler and the block manager.
+then the query's task answering on the model: forward pass and answers) and its peak
+activation memory (see :mod:`gemel.edge.measure`). The framework's fixed overhead: device
+memory the framework holds beyond tensors (CUDA context; 0 on CPU, where the budget is an
+accounting of weights and activations) and the per-batch time of the scheduler and the block
+manager.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from gemel.data import make_task
 from gemel.data.preprocess import preprocess
 from gemel.edge.blocks import Block, BlockManager, LoadPlan
 from gemel.edge.engine import EdgeEngine, WallClock
 from gemel.edge.eviction import make_policy
-from gemel.edge.executor import TorchExecutor, manifest_blocks
+from gemel.edge.executor import Answer, TorchExecutor, manifest_blocks
+from gemel.edge.feeds import task_answers
 from gemel.edge.measure import median_seconds, peak_activation_bytes
 from gemel.edge.profile import BatchCost, BlockProfile, Profile, QueryProfile
 from gemel.edge.scheduler import BATCH_SIZES, CostModel, TimeSharingScheduler
@@ -56,11 +61,17 @@ def set_threads(n: int | None) -> None:
     torch.set_num_threads(n)
 
 
-def default_predict(_query: str, out: Any) -> list[Any]:
-    """Class indices for a logits tensor; the raw per-image outputs otherwise."""
-    if isinstance(out, torch.Tensor):
-        return out.argmax(dim=1).tolist()
-    return list(out)
+def bundle_answers(manifest: BundleManifest) -> Answer:
+    """The executor's ``answer`` from the bundle alone: each query's task as its manifest
+    records it, answering as the runtime does; a query saved without a task runs its forward
+    pass alone (one output row per input)."""
+    tasks = {q: make_task(e.task) for q, e in manifest.queries.items() if e.task is not None}
+
+    def answer(query: str, model: nn.Module, x: torch.Tensor) -> list[Any]:
+        task = tasks.get(query)
+        return list(model(x)) if task is None else task_answers(task, model, x)
+
+    return answer
 
 
 def random_frames(manifest: BundleManifest, frame_size: Mapping[str, tuple[int, int]] | None):
@@ -130,7 +141,7 @@ def profile_bundle(
         device=dev,
         arena_bytes=total,
         prepare=random_frames(manifest, frame_size),
-        predict=default_predict,
+        answer=bundle_answers(manifest),
     )
     say = progress or (lambda _m: None)
 
@@ -162,7 +173,7 @@ def profile_bundle(
             frames = list(range(bs))
             run_s = median_seconds(lambda q=q, f=frames: ex.run(q, f), dev, repeats=repeats)
             x, _ = ex.prepare(q, frames)
-            act = peak_activation_bytes(ex.models[q], x.to(dev))
+            act = peak_activation_bytes(ex.models[q], x.to(dev), partial(ex.answer, q))
             batches[bs] = BatchCost(run_s=run_s, activation_bytes=act)
         weight = sum(b.nbytes for b in manifest.blocks_of(q))
         queries[q] = QueryProfile(weight_bytes=weight, batches=batches)

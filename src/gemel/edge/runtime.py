@@ -77,7 +77,7 @@ def run_bundle(
         device=dev,
         arena_bytes=arena,
         prepare=lambda q, frames: feeds[q].batch(frames),
-        predict=lambda q, out: feeds[q].predict(out),
+        answer=lambda q, model, x: feeds[q].answers(model, x),
     )
     streams = {q: Stream(q, f.fps, f.sla_s, f.frames_total) for q, f in feeds.items()}
     watcher = BundleWatcher(bundle_dir, manifest, pin=executor.cuda) if live_updates else None
