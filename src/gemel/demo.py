@@ -46,7 +46,7 @@ class DemoSettings:
     """What the demo spends on each step (the workload itself sets data and base training)."""
 
     merge_budget_s: float = 240.0
-    epochs_per_step: float = 1.0
+    epochs_per_step: float = 2.0
     all_epochs: float = 0.5
     profile_repeats: int = 3
     simulate_s: float = 100.0
