@@ -35,6 +35,7 @@ from gemel.edge.scheduler import BATCH_SIZES, CostModel, TimeSharingScheduler
 from gemel.edge.streams import Stream
 from gemel.errors import GemelError
 from gemel.merge.bundle import BundleManifest, load_bundle, read_manifest
+from gemel.models import check_device
 
 DEFAULT_FRAME = (64, 64)
 
@@ -47,9 +48,7 @@ def resolve_device(device: str) -> torch.device:
         raise GemelError(f"bad device {device!r}: use cpu or cuda") from None
     if dev.type not in ("cpu", "cuda"):
         raise GemelError(f"bad device {device!r}: use cpu or cuda")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GemelError("--device cuda: no CUDA device is available here (use --device cpu)")
-    return dev
+    return check_device(dev)
 
 
 def set_threads(n: int | None) -> None:
