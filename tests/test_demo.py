@@ -8,6 +8,7 @@ import shutil
 from html.parser import HTMLParser
 
 import pytest
+import torch
 import yaml
 
 from gemel.cli import main
@@ -91,8 +92,11 @@ def test_demo_writes_every_output(demo):
         for key in ("strategy", "memory_level", "budget_bytes", "sharing", "eviction", "order",
                     "swaps", "swap_bytes", "queries"):  # fmt: skip
             assert key in r
-    stages = [s["stage"] for s in _json(out / "demo.json")["stages"]]
+    meta = _json(out / "demo.json")
+    stages = [s["stage"] for s in meta["stages"]]
     assert stages == ["data", "train", "analyze", "merge", "profile", "simulate", "run", "report"]
+    assert meta["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert all(r["device"] == meta["device"] for r in _json(out / "run.json")["runs"])
 
 
 def test_report_agrees_with_bundle_merge_report_and_simulator(demo):
@@ -220,3 +224,17 @@ def test_demo_keeps_a_folder_that_is_not_its_own(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quick"]) == 2
     assert "not a merge output" in capsys.readouterr().err
     assert (tmp_path / "merge" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_demo_on_cuda_without_cuda_is_a_one_line_error(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quick", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "CUDA is not available" in err and "\n" not in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_refuses_an_unknown_device(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quick", "--device", "tpu"]) == 2
+    assert "bad device 'tpu'" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -5,7 +5,8 @@ the base models (cached under ``$GEMEL_CACHE``), analyze, merge with ``gemel`` u
 budget and with ``all`` (one step) and ``none`` beside it, profile the unmerged bundle, simulate
 none / gemel / all at the min, 50 and 75 memory levels (time and space sharing for ``none``, so
 merging is compared with the strongest no-merging configuration) and over a range of stream
-rates, run the real CPU runtime for ``gemel`` at ``min``, and write the report.
+rates, run the real runtime for ``gemel`` at ``min``, and write the report. Training, merging,
+profiling and the real runtime use one device: CUDA where it is available, else the CPU.
 
 Outputs in ``out_dir``: ``merge/`` (the ``gemel`` bundle and its report.json, as
 ``gemel merge``), ``merge-all/``, ``merge-none/``, ``analyze.json``, ``profile.json``,
@@ -24,11 +25,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from gemel.analyze import analyze
 from gemel.data import base_models, load_clip, load_split
 from gemel.edge import profile_bundle, record_predictions, run_bundle, workload_feeds
+from gemel.edge.profiler import resolve_device
 from gemel.edge.simulate import simulate_bundle
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
@@ -54,6 +57,7 @@ class DemoSettings:
     run_level: str = "min"
     run_s: float = 30.0
     threads: int | None = None
+    device: str = "auto"
 
 
 FULL = DemoSettings()
@@ -128,7 +132,8 @@ def run_demo(
     """Run the demo into ``out_dir``; returns the report's figures (see :mod:`gemel.report`).
 
     ``workload`` defaults to the shipped demo workload; ``quick`` runs a smaller variant of
-    it (:func:`quick_workload`) with :data:`QUICK` settings, as a smoke test.
+    it (:func:`quick_workload`) with :data:`QUICK` settings, as a smoke test. The settings'
+    ``device`` is ``"auto"`` (CUDA if available, else the CPU), ``"cpu"`` or a CUDA device.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -141,17 +146,18 @@ def run_demo(
     cfg = settings or (QUICK if quick else FULL)
     if cfg.run_level not in LEVELS:
         raise GemelError(f"run level must be one of {', '.join(LEVELS)}, not {cfg.run_level!r}")
+    device = demo_device(cfg.device)
     console = console or Console(stderr=True)
     if cfg.threads is not None:
-        import torch
-
         torch.set_num_threads(cfg.threads)
     for folder in STRATEGY_DIRS.values():
         _clear_merge_output(out / folder)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock(wl.stage_budget_s, console)
     t0 = time.monotonic()
-    console.print(f"[bold]gemel demo[/]: workload {wl.name!r}, {len(wl.queries)} queries -> {out}")
+    console.print(
+        f"[bold]gemel demo[/]: workload {wl.name!r}, {len(wl.queries)} queries on {device} -> {out}"
+    )
 
     with clock.stage("data", "generate and cache the sources") as show:
         for name, src in wl.sources.items():
@@ -163,7 +169,9 @@ def run_demo(
 
     with clock.stage("train", "base models (cached)") as show:
         records = base_models(
-            wl, progress=lambda q, done, total: show(f"training {q}: batch {done}/{total}")
+            wl,
+            device=device,
+            progress=lambda q, done, total: show(f"training {q}: batch {done}/{total}"),
         )
 
     with clock.stage("analyze", "shareable layers and the max-merge bound"):
@@ -178,20 +186,25 @@ def run_demo(
             strategy="gemel",
             time_budget_s=cfg.merge_budget_s,
             epochs_per_step=cfg.epochs_per_step,
+            device=device,
         )
         show("all strategy (one step)")
         merge_workload(
-            wl, out / STRATEGY_DIRS["all"], strategy="all", epochs_per_step=cfg.all_epochs
+            wl,
+            out / STRATEGY_DIRS["all"],
+            strategy="all",
+            epochs_per_step=cfg.all_epochs,
+            device=device,
         )
         show("none (the unmerged bundle)")
-        merge_workload(wl, out / STRATEGY_DIRS["none"], strategy="none")
+        merge_workload(wl, out / STRATEGY_DIRS["none"], strategy="none", device=device)
 
     bundles = {s: out / d for s, d in STRATEGY_DIRS.items()}
-    with clock.stage("profile", "block loads and model runs on the CPU") as show:
+    with clock.stage("profile", f"block loads and model runs on {device}") as show:
         feeds = workload_feeds(wl, wl.query_names)
         sizes = {q: f.images[0].shape[:2] for q, f in feeds.items() if len(f.images)}
         profile = profile_bundle(
-            bundles["none"], "cpu", repeats=cfg.profile_repeats, frame_size=sizes, progress=show
+            bundles["none"], device, repeats=cfg.profile_repeats, frame_size=sizes, progress=show
         )
         write_json_atomic(out / "profile.json", profile.model_dump(mode="json"))
 
@@ -216,12 +229,12 @@ def run_demo(
         write_json_atomic(out / "simulate.json", {"runs": runs})
         write_json_atomic(out / "simulate-fps.json", {"runs": sweep})
 
-    with clock.stage("run", f"the real CPU runtime: gemel @ {cfg.run_level}"):
+    with clock.stage("run", f"the real runtime on {device}: gemel @ {cfg.run_level}"):
         run_feeds = workload_feeds(wl, wl.query_names, cfg.run_s)
         record = run_bundle(
             bundles["gemel"],
             run_feeds,
-            device="cpu",
+            device=device,
             memory_budget=cfg.run_level,
             duration_s=cfg.run_s,
             profile=profile,
@@ -231,6 +244,7 @@ def run_demo(
     meta = {
         "workload": wl.name,
         "quick": quick,
+        "device": device,
         "settings": asdict(cfg),
         "base_models": {q: r.to_json() for q, r in records.items()},
         "stages": clock.stages,
@@ -245,6 +259,13 @@ def run_demo(
     report = build_report(out)
     print_summary(report, Console())
     return report
+
+
+def demo_device(device: str) -> str:
+    """The device the demo runs on: ``"auto"`` is ``"cuda"`` where CUDA is available."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(resolve_device(device))
 
 
 def _clear_merge_output(folder: Path) -> None:

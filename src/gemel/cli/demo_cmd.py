@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from gemel.demo import run_demo
+from gemel.demo import FULL, QUICK, run_demo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workload", type=Path, help="workload YAML file (default: the shipped demo workload)"
     )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA where available, else cpu), cpu or cuda[:N] (default auto)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(args.out, quick=args.quick, workload=args.workload)
+    base = QUICK if args.quick else FULL
+    settings = dataclasses.replace(base, device=args.device)
+    run_demo(args.out, quick=args.quick, workload=args.workload, settings=settings)
     return 0

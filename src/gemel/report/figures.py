@@ -132,6 +132,7 @@ def build_report(out_dir: str | Path) -> dict[str, Any]:
         "dir": str(out),
         "workload": meta["workload"],
         "quick": meta["quick"],
+        "device": meta.get("device", "cpu"),
         "stages": meta["stages"],
         "wall_s": meta.get("wall_s"),
         "strategies": {

@@ -32,7 +32,7 @@ def _table(t: TextTable) -> str:
 def render_html(report: dict[str, Any]) -> str:
     """The page's text."""
     kind = "quick demo" if report["quick"] else "demo"
-    title = f"gemel {kind}: {report['workload']}"
+    title = f"gemel {kind}: {report['workload']} on {report['device']}"
     parts = [
         "<!DOCTYPE html>",
         f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",

@@ -127,7 +127,7 @@ def runtime_table(report: dict[str, Any]) -> TextTable:
     sims = [r for r in report["runtime_simulated"] if r is not None]
     rows += tuple(("(simulated) " + row[0], *row[1:]) for row in _run_rows(sims))
     return TextTable(
-        "the real CPU runtime (and the simulator on the same configuration)", RUN_COLUMNS, rows
+        "the real runtime (and the simulator on the same configuration)", RUN_COLUMNS, rows
     )
 
 

@@ -14,7 +14,10 @@ def print_summary(report: dict[str, Any], console: Console | None = None) -> Non
     """Print every table of the report."""
     console = console or Console()
     kind = "quick demo" if report["quick"] else "demo"
-    console.print(f"\n[bold]gemel {kind}[/]: workload {report['workload']!r} in {report['dir']}")
+    console.print(
+        f"\n[bold]gemel {kind}[/]: workload {report['workload']!r} on {report['device']}"
+        f" in {report['dir']}"
+    )
     for t in report_tables(report):
         table = Table(title=t.title)
         for i, col in enumerate(t.columns):
