@@ -7,8 +7,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gemel.analyze import analyze
-from gemel.analyze.report import analysis_tables
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
 from gemel.workload import load_workload
@@ -24,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.analyze import analyze
+    from gemel.analyze.report import analysis_tables
+
     if args.json is not None and args.json.is_dir():
         raise GemelError(f"{args.json}: is a folder; --json needs a file path")
     analysis = analyze(load_workload(args.workload))

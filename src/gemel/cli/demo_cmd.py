@@ -6,8 +6,6 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from gemel.demo import FULL, QUICK, run_demo
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.demo import FULL, QUICK, run_demo
+
     base = QUICK if args.quick else FULL
     settings = dataclasses.replace(base, device=args.device)
     run_demo(args.out, quick=args.quick, workload=args.workload, settings=settings)

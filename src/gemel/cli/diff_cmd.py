@@ -10,8 +10,6 @@ from rich.console import Console
 
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
-from gemel.merge.bundle_tables import diff_tables
-from gemel.merge.diff import diff_bundles
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.merge.bundle_tables import diff_tables
+    from gemel.merge.diff import diff_bundles
+
     if args.json not in (None, "-") and Path(args.json).is_dir():
         raise GemelError(f"{args.json}: is a folder; --json needs a file path or '-'")
     diff = diff_bundles(args.a, args.b)

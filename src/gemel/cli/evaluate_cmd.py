@@ -8,9 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemel.data import SPLITS
+from gemel.choices import SPLITS
 from gemel.io import write_json_atomic
-from gemel.merge.evaluate import evaluate_bundle
 from gemel.workload import load_workload
 
 
@@ -24,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.merge.evaluate import evaluate_bundle
+
     result = evaluate_bundle(load_workload(args.workload), args.bundle, args.split)
     table = Table(title=f"{args.bundle} on the {args.split} split")
     for col in ("query", "accuracy", "chance", "frames"):

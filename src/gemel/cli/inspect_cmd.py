@@ -10,9 +10,6 @@ from rich.console import Console
 
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
-from gemel.merge.bundle_tables import inspect_tables
-from gemel.merge.manifest import read_manifest
-from gemel.merge.memory import bundle_memory, shared_layers
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.merge.bundle_tables import inspect_tables
+    from gemel.merge.manifest import read_manifest
+    from gemel.merge.memory import bundle_memory, shared_layers
+
     if args.json not in (None, "-") and Path(args.json).is_dir():
         raise GemelError(f"{args.json}: is a folder; --json needs a file path or '-'")
     manifest = read_manifest(args.bundle)

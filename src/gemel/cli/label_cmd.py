@@ -8,7 +8,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from gemel.data.golden import label_video
 from gemel.errors import GemelError
 from gemel.workload import ModelSpec
 
@@ -34,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.data.golden import label_video
+
     golden = args.golden
     factory = ":" in golden
     try:

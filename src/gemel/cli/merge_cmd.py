@@ -8,8 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemel.merge.planner import STRATEGIES
-from gemel.merge.run import merge_workload
+from gemel.choices import MERGE_STRATEGIES
 from gemel.units import format_bytes, parse_seconds
 from gemel.workload import load_workload
 
@@ -18,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("merge", help="find what the models can share, retrain, write a bundle")
     p.add_argument("workload", type=Path, help="workload YAML file")
     p.add_argument("--out", type=Path, required=True, help="output folder (bundle + report.json)")
-    p.add_argument("--strategy", choices=list(STRATEGIES), default="gemel", help="(default gemel)")
+    p.add_argument("--strategy", choices=MERGE_STRATEGIES, default="gemel", help="(default gemel)")
     p.add_argument("--time-budget", metavar="DURATION", help="stop trying steps after e.g. 10m")
     p.add_argument("--max-steps", type=int, metavar="N", help="try at most N steps")
     p.add_argument(
@@ -50,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.merge.run import merge_workload
+
     workload = load_workload(args.workload)
     report = merge_workload(
         workload,

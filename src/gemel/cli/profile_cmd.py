@@ -8,7 +8,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemel.edge.profiler import profile_bundle, set_threads
 from gemel.io import write_json_atomic
 from gemel.units import format_bytes
 
@@ -27,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.edge.profiler import profile_bundle, set_threads
+
     set_threads(args.threads)
     console = Console(stderr=True)
     with console.status("profiling") as status:

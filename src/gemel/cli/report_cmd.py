@@ -7,8 +7,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gemel.report import build_report, print_summary, write_html
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a demo folder's summary and report.html")
@@ -17,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.report import build_report, print_summary, write_html
+
     report = build_report(args.dir)
     path = write_html(report, args.dir / "report.html")
     console = Console()

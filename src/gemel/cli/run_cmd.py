@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from gemel.edge.engine import EdgeEngine
-from gemel.edge.eviction import BEST_POLICY, EVICTION_POLICIES
-from gemel.edge.feeds import workload_feeds
-from gemel.edge.profile import read_profile
-from gemel.edge.profiler import set_threads
-from gemel.edge.runtime import run_bundle
+from gemel.choices import BEST_EVICTION_POLICY, EVICTION_POLICIES
 from gemel.io import write_json_atomic
 from gemel.units import format_bytes, parse_seconds
 from gemel.workload import load_workload
+
+if TYPE_CHECKING:
+    from gemel.edge.engine import EdgeEngine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="min, 50, 75, all (levels from the unmerged models) or a size like 2GiB",
     )  # fmt: skip
     p.add_argument("--duration", default="30s", help="how long to play the streams (default 30s)")
-    p.add_argument("--eviction", default=BEST_POLICY, choices=sorted(EVICTION_POLICIES))
+    p.add_argument("--eviction", default=BEST_EVICTION_POLICY, choices=sorted(EVICTION_POLICIES))
     p.add_argument(
         "--sharing", default="time", choices=["time", "space"],
         help="time: round-robin with swaps; space: fixed memory slices, concurrent",
@@ -70,6 +69,11 @@ def _status_table(engine: EdgeEngine, now: float) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.edge.feeds import workload_feeds
+    from gemel.edge.profile import read_profile
+    from gemel.edge.profiler import set_threads
+    from gemel.edge.runtime import run_bundle
+
     set_threads(args.threads)
     wl = load_workload(args.workload)
     duration = parse_seconds(args.duration)

@@ -8,12 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemel.edge.eviction import BEST_POLICY, EVICTION_POLICIES
-from gemel.edge.feeds import frame_sizes, workload_feeds
-from gemel.edge.plots import plot_runs
-from gemel.edge.profile import read_profile
-from gemel.edge.profiler import profile_bundle, set_threads
-from gemel.edge.simulate import simulate_bundles
+from gemel.choices import BEST_EVICTION_POLICY, EVICTION_POLICIES
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
 from gemel.units import format_bytes, parse_seconds
@@ -42,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sharing", default="time", metavar="LIST", help="time, space or time,space (default time)"
     )
     p.add_argument("--duration", default="30s", help="simulated time (default 30s)")
-    p.add_argument("--eviction", default=BEST_POLICY, choices=sorted(EVICTION_POLICIES))
+    p.add_argument("--eviction", default=BEST_EVICTION_POLICY, choices=sorted(EVICTION_POLICIES))
     p.add_argument("--json", type=Path, metavar="OUT", help='write {"runs": [...]} here')
     p.add_argument("--plot", type=Path, metavar="PNG", help="plot accuracy and frames processed")
     p.set_defaults(func=run)
@@ -61,6 +56,12 @@ def _fps_list(text: str | None) -> list[float | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.edge.feeds import frame_sizes, workload_feeds
+    from gemel.edge.plots import plot_runs
+    from gemel.edge.profile import read_profile
+    from gemel.edge.profiler import profile_bundle, set_threads
+    from gemel.edge.simulate import simulate_bundles
+
     set_threads(args.threads)
     wl = load_workload(args.workload)
     duration = parse_seconds(args.duration)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gemel.data.train import BaseRecord, base_models, queries_to_train
 from gemel.io import write_json_atomic
 from gemel.workload import Workload, load_workload
+
+if TYPE_CHECKING:
+    from gemel.data.train import BaseRecord
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +51,8 @@ def records_table(wl: Workload, records: dict[str, BaseRecord]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gemel.data.train import base_models, queries_to_train
+
     wl = load_workload(args.workload)
     names = queries_to_train(wl, args.query, args.device)  # fails before the progress bars
     console = Console()

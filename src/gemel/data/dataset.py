@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from gemel.choices import SPLITS as SPLITS  # re-exported; defined where the CLI reads it
 from gemel.data.preprocess import preprocess
 from gemel.data.sources import load_clip
 from gemel.data.tasks import Task, make_task
 from gemel.data.truth import Clip, FrameTruth
 from gemel.errors import GemelError
 from gemel.workload import Splits, Workload
-
-Split = Literal["train", "val", "test"]
-SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
 
 def split_range(n: int, splits: Splits, split: str) -> range:
