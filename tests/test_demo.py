@@ -15,6 +15,7 @@ from gemel.cli import main
 from gemel.demo import DemoSettings, quick_workload, run_demo
 from gemel.merge import load_bundle
 from gemel.merge.trainer import unique_parameters
+from gemel.report.tables import goals_table
 from gemel.workload import load_workload, workload_from_dict
 
 pytestmark = pytest.mark.slow
@@ -117,6 +118,8 @@ def test_report_agrees_with_bundle_merge_report_and_simulator(demo):
         assert row["gemel_accuracy"] == r["merged_accuracy"]
         assert row["target"] == r["target"]
         assert row["chance_accuracy"] == r["chance_accuracy"]
+    above = sum(r["unmerged_accuracy"] > r["chance_accuracy"] for r in merged["queries"].values())
+    assert report["goals"]["base_above_chance"] == above
     all_report = _json(out / "merge-all/report.json")
     for q, r in all_report["queries"].items():
         assert report["queries"][q]["all_accuracy"] == r["merged_accuracy"]
@@ -154,6 +157,16 @@ class _Page(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
+
+
+def test_goals_of_a_quick_run_are_not_judged(demo):
+    _, report = demo
+    full = goals_table(report)
+    quick = goals_table({**report, "quick": True})
+    assert len(full.rows) == len(quick.rows) == 4
+    assert {row[-1] for row in full.rows} <= {"met", "NOT met"}
+    assert {row[-1] for row in quick.rows} == {"(smoke run)"}
+    assert "smoke run" in quick.title and "smoke run" not in full.title
 
 
 def test_html_parses_and_embeds_its_plots(demo):

@@ -152,6 +152,9 @@ def build_report(out_dir: str | Path) -> dict[str, Any]:
             "memory_goal": MEMORY_GOAL,
             "memory_met": gemel["saved_fraction"] >= MEMORY_GOAL,
             "all_at_target": gemel["queries_at_target"] == len(queries),
+            "base_above_chance": sum(
+                q["unmerged_accuracy"] > q["chance_accuracy"] for q in queries.values()
+            ),
             "min_gain_points": min_gain,
             "gain_goal_points": GAIN_GOAL_POINTS,
             "gain_met": min_gain is not None and min_gain >= GAIN_GOAL_POINTS,
