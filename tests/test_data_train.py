@@ -92,6 +92,7 @@ def test_interrupted_training_resumes(write_workload: Callable[..., Path]):
     resumed: list[int] = []
     record = base_models(wl, progress=lambda q, done, total: resumed.append(done))["cars"]
     assert record.epochs == 2 and (folder / "record.json").is_file()
+    assert not (folder / "state.pt").exists(), "the resume state goes once the model is done"
     assert resumed[0] == steps[-1], "resumes at the first step of the unfinished epoch"
 
 

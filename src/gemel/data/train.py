@@ -6,7 +6,7 @@ scratch. Each base model lives in its own folder under ``<cache>/models/``, keye
 of everything that decides its weights (model, task, source, splits, training settings), with:
 
 - ``state.pt``: the training state after the last finished epoch (an interrupted run resumes
-  from it);
+  from it; removed once the record is written, as it holds the optimiser's moments too);
 - ``model.safetensors``: the weights of the epoch with the best validation accuracy;
 - ``record.json``: the :class:`BaseRecord`, written last (its presence means "done").
 """
@@ -302,6 +302,7 @@ def train_base_model(
         trained=trained,
     )
     write_json_atomic(record_path, record.to_json())
+    (folder / "state.pt").unlink(missing_ok=True)
     return record
 
 
