@@ -103,10 +103,6 @@ class MergeConfig(BaseModel):
             layers = [ms for i, ms in enumerate(layers) if i not in hits] + [merged]
         return self._with(layers)
 
-    def union(self, other: MergeConfig) -> MergeConfig:
-        """Everything shared in either configuration (``init`` of this one)."""
-        return self.add(other.shared)
-
     def without(self, members: Iterable[Member]) -> MergeConfig:
         """This configuration with the given locations made private again.
 
