@@ -88,6 +88,17 @@ def test_loss_predict_score_and_chance():
     assert loss.ndim == 0 and loss > task.loss(outputs, pred)
 
 
+def test_training_loss_takes_host_targets_for_a_model_on_another_device():
+    # splits keep their targets on the host; a model on a GPU gives its outputs there ("meta"
+    # stands in for it: cross-entropy refuses targets on another device than its outputs)
+    task = make_task(TaskSpec(kind="presence", classes=("car",)))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)).to("meta")
+    loss = task.training_loss(
+        model, torch.zeros(4, 3, 2, 2, device="meta"), torch.tensor([0, 1, 1, 0])
+    )
+    assert loss.ndim == 0 and loss.device.type == "meta"
+
+
 def test_model_must_have_task_outputs():
     task = make_task(TaskSpec(kind="count", classes=("car",), buckets=(0, 1, 2)))
     task.check_model(ModelSpec(arch="resnet18", num_classes=3), "w.yaml: query 'q'")

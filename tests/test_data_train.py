@@ -148,3 +148,25 @@ def test_recalibrated_norms_hold_the_training_statistics():
     bn = model[1]
     assert torch.allclose(bn.running_mean, feats.mean(dim=(0, 2, 3)), atol=1e-4)
     assert bn.momentum == 0.01 and not model.training
+
+
+class _DeviceProbe(nn.Module):
+    """A batch-norm layer beside a forward pass that notes where its inputs are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(3)
+        self.seen: list[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.device.type)
+        return x
+
+
+def test_recalibration_takes_host_inputs_for_a_model_on_another_device():
+    # training passes its split's inputs as they are (on the host); each batch moves to the
+    # model's device ("meta" stands in for a GPU)
+    model = _DeviceProbe().to("meta")
+    recalibrate_norms(model, torch.randn(8, 3, 4, 4), frames=8, batch_size=4)
+    assert model.seen == ["meta", "meta"]
+    assert model.bn.running_mean.device.type == "meta" and not model.training

@@ -121,8 +121,10 @@ class ClassificationTask(Task):
         return torch.tensor([self.target(t) for t in truths], dtype=torch.long)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy; ``targets`` (kept on the host with the split) move to the outputs'
+        device."""
         self._check_outputs(outputs)
-        return F.cross_entropy(outputs, targets)
+        return F.cross_entropy(outputs, targets.to(outputs.device))
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         self._check_outputs(outputs)

@@ -168,10 +168,12 @@ def recalibrate_norms(
     Some architectures keep a very slow running average (MobileNetV3: momentum 0.01), which
     after a short training run still holds mostly its initial values and ruins eval mode.
     Only the batch-norm layers are put in train mode (a detector in train mode wants targets).
+    ``inputs`` may stay on the host: each batch moves to the model's device.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
+    device = next(model.parameters()).device
     saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
@@ -181,7 +183,7 @@ def recalibrate_norms(
         m.train()
     pick = torch.linspace(0, len(inputs) - 1, min(frames, len(inputs))).long()
     for i in range(0, len(pick), batch_size):
-        model(inputs[pick[i : i + batch_size]])
+        model(inputs[pick[i : i + batch_size]].to(device))
     for m, momentum in zip(norms, saved, strict=True):
         m.momentum = momentum
     model.eval()
@@ -245,7 +247,7 @@ def _train(
             if progress is not None:
                 progress(query, epoch * steps_per_epoch + step + 1, total)
         epoch += 1
-        recalibrate_norms(model, train.inputs.to(device))
+        recalibrate_norms(model, train.inputs)
         acc = evaluate(model, val)
         if acc > best:
             best = acc
