@@ -127,6 +127,11 @@ def _take(targets: Any, idx: torch.Tensor) -> Any:
     return [targets[i] for i in idx.tolist()]
 
 
+def _cuda_indices(params: Sequence[torch.Tensor]) -> list[int]:
+    """The CUDA devices holding ``params`` (none on the CPU)."""
+    return sorted({p.device.index for p in params if p.device.type == "cuda"})
+
+
 def _state_of(models: Sequence[nn.Module]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     tensors: dict[int, torch.Tensor] = {}
     for m in models:
@@ -201,9 +206,9 @@ class JointTrainer:
         first_loss: float | None = None
         step = 0
         next_val = self._interval(queries, acc, steps_per_epoch)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            params = unique_parameters(models)
+        params = unique_parameters(models)
+        with torch.random.fork_rng(devices=_cuda_indices(params)):
+            torch.manual_seed(seed)  # seeds CUDA too: its state is forked as well
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
             while step < total_steps:
                 if deadline is not None and time.monotonic() >= deadline:
