@@ -14,6 +14,7 @@ from gemel.edge.blocks import BlockManager
 from gemel.edge.eviction import make_policy
 from gemel.edge.executor import TorchExecutor, manifest_blocks
 from gemel.edge.feeds import workload_feeds
+from gemel.edge.measure import peak_activation_bytes
 from gemel.edge.profiler import profile_bundle
 from gemel.edge.runtime import run_bundle
 from gemel.merge.bundle import load_bundle, read_manifest
@@ -70,3 +71,11 @@ def test_runtime_and_profiler_on_cuda(tmp_path: Path) -> None:
     )
     assert record["peak_bytes"] <= record["budget_bytes"]
     assert all(v["frames_processed"] > 0 for v in record["queries"].values())
+
+
+def test_activation_bytes_on_cuda_count_the_input_batch_as_on_the_cpu() -> None:
+    # the batch is allocated before the measured call, yet it occupies device memory beside
+    # the activations while a batch runs: an identity model needs exactly its input
+    x = torch.randn(8, 3, 16, 16, device="cuda")
+    act = peak_activation_bytes(torch.nn.Identity(), x, lambda model, batch: list(model(batch)))
+    assert act == x.numel() * x.element_size()

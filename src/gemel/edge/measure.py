@@ -3,7 +3,9 @@
 Time: the median of several runs after a warm-up, with the device synchronised around each.
 Peak running memory beyond the weights (activation memory):
 - CUDA: ``torch.cuda.max_memory_allocated`` during the call minus what was allocated before it
-  (weights live in the arena, allocated earlier, so the difference is the activations).
+  (weights live in the arena, allocated earlier, so the difference is the activations), plus
+  the input batch (allocated before the call too, but counted as on the CPU: the runtime puts
+  each batch on the device beside the activations).
 - CPU: PyTorch has no allocator statistics there, so forward hooks track the tensors alive
   during inference: the input batch plus, at each leaf module, its inputs and its output
   (the largest such sum over the forward pass). It is an estimate of the working set, not of
@@ -65,7 +67,7 @@ def peak_activation_bytes(
         with torch.inference_mode():
             answer(model, x)
         torch.cuda.synchronize(device)
-        return max(0, torch.cuda.max_memory_allocated(device) - before)
+        return max(0, torch.cuda.max_memory_allocated(device) - before) + _nbytes(x)
     peak = 0
     base = _nbytes(x)
 

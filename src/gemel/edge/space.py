@@ -148,11 +148,12 @@ class SpaceSharingEngine:
     def _run_threads(self, duration_s: float, results, batches) -> None:
         clock = self.clock
         cuda = torch.cuda.is_available() and getattr(self.executor, "cuda", False)
+        device = getattr(self.executor, "device", None)  # each thread's stream goes there
         errors: list[BaseException] = []
 
         def serve(q: str) -> None:
             stream = self.streams[q]
-            ctx = torch.cuda.stream(torch.cuda.Stream()) if cuda else None
+            ctx = torch.cuda.stream(torch.cuda.Stream(device)) if cuda else None
             try:
                 if ctx is not None:
                     ctx.__enter__()
