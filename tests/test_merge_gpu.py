@@ -13,11 +13,12 @@ import torch
 import yaml
 
 from gemel.analyze import analyze_models
-from gemel.data import load_split, make_task
+from gemel.data import base_models, load_split, make_task
 from gemel.data.train import evaluate, split_accuracy
 from gemel.edge.feeds import workload_feeds
 from gemel.edge.profiler import profile_bundle
 from gemel.edge.runtime import run_bundle
+from gemel.errors import GemelError
 from gemel.merge.bundle import load_bundle
 from gemel.merge.config import MergeConfig
 from gemel.merge.evaluate import evaluate_bundle
@@ -62,6 +63,12 @@ def workload_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GEMEL_CACHE", str(root / "cache"))
         yield path
+
+
+def test_a_cuda_index_beyond_the_devices_is_refused_before_any_work(workload_path: Path) -> None:
+    bad = f"cuda:{torch.cuda.device_count()}"
+    with pytest.raises(GemelError, match=r"there are \d+ CUDA devices here"):
+        base_models(load_workload(workload_path), device=bad)
 
 
 @pytest.fixture(scope="module")

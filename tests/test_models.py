@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from gemel.errors import GemelError
-from gemel.models import build_model, read_state_dict
+from gemel.models import build_model, check_device, read_state_dict
 from gemel.workload import ModelSpec
 
 FACTORY_MODULE = "gemel_test_factories"
@@ -275,3 +275,12 @@ def test_checkpoint_model_lands_on_the_requested_device(tmp_path, factories):
     model = build_model(ModelSpec(factory=f"{FACTORY_MODULE}:tiny", checkpoint=path), device="cuda")
     assert all(t.device.type == "cuda" for t in model.state_dict().values())
     assert model[0].weight.dtype == torch.float16
+
+
+def test_device_check_refuses_a_cuda_index_beyond_the_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert check_device("cuda") == torch.device("cuda")
+    assert check_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(GemelError, match=r"device 'cuda:1': there are 1 CUDA devices here"):
+        check_device("cuda:1")

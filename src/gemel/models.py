@@ -146,6 +146,10 @@ def check_device(device: str | torch.device) -> torch.device:
         raise GemelError(f"unknown device {str(device)!r} (use cpu, cuda, cuda:1...)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GemelError(f"device {str(device)!r}: CUDA is not available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise GemelError(
+            f"device {str(device)!r}: there are {torch.cuda.device_count()} CUDA devices here"
+        )
     return dev
 
 
