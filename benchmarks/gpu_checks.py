@@ -2,19 +2,21 @@
 
 Usage: python benchmarks/gpu_checks.py [--json OUT]
 
-1. The GPU tests (``pytest -m gpu tests/test_edge_gpu.py``).
+1. The GPU tests (``pytest -m gpu tests``: every ``tests/test_*_gpu.py``).
 2. Swap-in bandwidth: loading a query's blocks from the pinned host store into the arena, as a
    fraction of one flat pinned copy of the same bytes (target >= 0.85), for resnet18 and
    resnet50; beside it per-tensor pinned copies and ``module.to('cuda')``.
 3. Prefetch overlap: a query's blocks copied on the side stream while another query's model
    runs; the fraction of the copy hidden under compute.
-Exits 1 if a target is missed. Takes about a minute.
+4. ``gemel demo --quick --device cuda`` from a cold cache: its exit status and stage times.
+Exits 1 if a test fails, a target is missed or the demo fails. Takes a few minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +38,29 @@ from gemel.models import build_model
 from gemel.workload import workload_from_dict
 
 TARGET_SWAP_FRACTION = 0.85
+DEMO_TIMEOUT_S = 600
+
+
+def quick_demo(tmp: Path, device: str = "cuda") -> dict:
+    """``gemel demo --quick --device DEVICE`` in a fresh cache: exit status, wall time and the
+    demo's own stage times (from its demo.json)."""
+    out = tmp / "demo"
+    env = {**os.environ, "GEMEL_CACHE": str(tmp / "cache")}
+    cmd = [sys.executable, "-m", "gemel", "demo", "--quick", "--device", device, "--out", str(out)]
+    t0 = time.perf_counter()
+    try:
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S)
+        status, tail = run.returncode, (run.stdout + run.stderr).strip().splitlines()[-5:]
+    except subprocess.TimeoutExpired:
+        status, tail = None, [f"timed out after {DEMO_TIMEOUT_S} s"]
+    res: dict = {"status": status, "wall_s": round(time.perf_counter() - t0, 1), "tail": tail}
+    meta = out / "demo.json"
+    if meta.is_file():
+        demo = json.loads(meta.read_text())
+        res["device"] = demo.get("device")
+        res["demo_wall_s"] = demo.get("wall_s")
+        res["stages"] = {s["stage"]: s["wall_s"] for s in demo.get("stages", [])}
+    return res
 
 
 def module_to_ms(arch: str, repeats: int = 5) -> float:
@@ -110,7 +135,7 @@ def main() -> int:
         return 2
     root = Path(__file__).resolve().parent.parent
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", str(root / "tests/test_edge_gpu.py")],
+        [sys.executable, "-m", "pytest", "-q", "-m", "gpu", str(root / "tests")],
         cwd=root, capture_output=True, text=True,
     )  # fmt: skip
     results: dict = {
@@ -130,6 +155,8 @@ def main() -> int:
             ok &= copies["pass"]
             results["swap_in"][arch] = copies
         results["prefetch_overlap"] = prefetch_overlap(Path(d))
+        results["demo_quick"] = quick_demo(Path(d))
+        ok &= results["demo_quick"]["status"] == 0 and results["demo_quick"].get("device") == "cuda"
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

