@@ -136,6 +136,7 @@ def test_train_cli(write_workload: Callable[..., Path], gemel_cli, tmp_path: Pat
     assert "cars" in res.out
     bad = gemel_cli("train", path, "--query", "nope")
     assert bad.status == 2 and "no query named 'nope'" in bad.err
+    gemel_cli("train", path, "--json", tmp_path).assert_error("is a folder; --json needs a file")
 
 
 def test_recalibrated_norms_hold_the_training_statistics():

@@ -162,6 +162,8 @@ def test_cli_merge_none_and_evaluate(env, workload_path, tmp_path, capsys):
         assert result[q]["frames"] == r["frames"] == 120
     assert main(["evaluate", str(workload_path), "--bundle", str(tmp_path / "nope")]) == 2
     assert "bundle folder not found" in capsys.readouterr().err
+    assert main(["evaluate", str(workload_path), "--bundle", str(out), "--json", str(out)]) == 2
+    assert "is a folder; --json needs a file path" in capsys.readouterr().err
     resized = [_query("car0", "v0", "car"), _query("person0", "v0", "person")]
     resized[0]["model"]["input_size"] = 16
     other = _write(env, "resized", resized)

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gemel.errors import GemelError
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
@@ -21,13 +23,22 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def check_output_file(path: str | Path, option: str) -> None:
+    """Refuse an output file path that names a folder (checked before the work that fills it)."""
+    if Path(path).is_dir():
+        raise GemelError(f"{path}: is a folder; {option} needs a file path")
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success rename it over ``final``.
 
-    On an exception the temporary file is removed and ``final`` is untouched.
+    On an exception the temporary file is removed and ``final`` is untouched. A ``final``
+    that is a folder is refused before anything is written.
     """
     final = Path(final)
+    if final.is_dir():
+        raise GemelError(f"{final}: is a folder, not a file path")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)

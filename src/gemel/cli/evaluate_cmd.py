@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gemel.choices import SPLITS
-from gemel.io import write_json_atomic
+from gemel.io import check_output_file, write_json_atomic
 from gemel.workload import load_workload
 
 
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gemel.merge.evaluate import evaluate_bundle
 
+    if args.json:
+        check_output_file(args.json, "--json")
     result = evaluate_bundle(load_workload(args.workload), args.bundle, args.split)
     table = Table(title=f"{args.bundle} on the {args.split} split")
     for col in ("query", "accuracy", "chance", "frames"):

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gemel.io import write_json_atomic
+from gemel.io import check_output_file, write_json_atomic
 from gemel.workload import Workload, load_workload
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ def records_table(wl: Workload, records: dict[str, BaseRecord]) -> Table:
 def run(args: argparse.Namespace) -> int:
     from gemel.data.train import base_models, queries_to_train
 
+    if args.json:
+        check_output_file(args.json, "--json")
     wl = load_workload(args.workload)
     names = queries_to_train(wl, args.query, args.device)  # fails before the progress bars
     console = Console()
