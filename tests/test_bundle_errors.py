@@ -123,6 +123,13 @@ def test_missing_bundle_folder(tmp_path):
         load_bundle(tmp_path / "nowhere")
 
 
+def test_a_file_is_not_a_bundle(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("name: w\n")
+    with pytest.raises(GemelError, match="not a bundle: a file, not a folder"):
+        read_manifest(path)
+
+
 def test_save_refuses_models_the_configuration_does_not_describe(saved):
     out, wl, models, config = saved
     untied = build(wl, seed=1)

@@ -85,10 +85,17 @@ def test_simulate_compares_bundles_and_plots(files, tmp_path: Path, gemel_cli) -
         (["run", "{w}", "--bundle", "{b}", "--memory-budget", "1KiB", "--duration", "1s"],
          "needs"),
         (["run", "{w}", "--bundle", "{b}", "--device", "cuda"], "cuda"),
-        (["run", "{w}", "--bundle", "{w}"], "bundle folder not found"),
+        (["run", "{w}", "--bundle", "{w}"], "not a bundle: a file, not a folder"),
         (["simulate", "{w}", "--bundle", "{b}", "--profile", "missing.json"], "profile not found"),
         (["simulate", "{w}", "--bundle", "{b}", "--fps", "fast"], "--fps"),
         (["profile", "{b}", "--device", "tpu", "--json", "x.json"], "bad device"),
+        (["profile", "{b}", "--json", "x.json", "--repeats", "0"], "--repeats must be at least 1"),
+        (["profile", "{b}", "--json", "."], "is a folder; --json needs a file path"),
+        (["run", "{w}", "--bundle", "{b}", "--duration", "0s"], "--duration must be positive"),
+        (["run", "{w}", "--bundle", "{b}", "--json", "."], "is a folder; --json"),
+        (["simulate", "{w}", "--bundle", "{b}", "--memory-budget", ","], "--memory-budget"),
+        (["simulate", "{w}", "--bundle", "{b}", "--plot", "x.txt"], "cannot plot to a .txt file"),
+        (["simulate", "{w}", "--bundle", "{b}", "--plot", "."], "is a folder; --plot"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_status_2(

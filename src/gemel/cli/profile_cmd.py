@@ -8,7 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemel.io import write_json_atomic
+from gemel.errors import GemelError
+from gemel.io import check_output_file, write_json_atomic
 from gemel.units import format_bytes
 
 
@@ -28,13 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gemel.edge.profiler import profile_bundle, set_threads
 
+    if args.repeats < 1:
+        raise GemelError(f"--repeats must be at least 1, not {args.repeats}")
+    check_output_file(args.json, "--json")
     set_threads(args.threads)
     console = Console(stderr=True)
     with console.status("profiling") as status:
         profile = profile_bundle(
             args.bundle,
             args.device,
-            repeats=max(1, args.repeats),
+            repeats=args.repeats,
             progress=lambda msg: status.update(f"profiling: {msg}"),
         )
     write_json_atomic(args.json, profile.model_dump(mode="json"))

@@ -12,7 +12,8 @@ from rich.live import Live
 from rich.table import Table
 
 from gemel.choices import BEST_EVICTION_POLICY, EVICTION_POLICIES
-from gemel.io import write_json_atomic
+from gemel.errors import GemelError
+from gemel.io import check_output_file, write_json_atomic
 from gemel.units import format_bytes, parse_seconds
 from gemel.workload import load_workload
 
@@ -74,9 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from gemel.edge.profiler import set_threads
     from gemel.edge.runtime import run_bundle
 
+    if args.json:
+        check_output_file(args.json, "--json")
     set_threads(args.threads)
     wl = load_workload(args.workload)
     duration = parse_seconds(args.duration)
+    if duration <= 0:
+        raise GemelError(f"--duration must be positive, not {args.duration!r}")
     console = Console(stderr=True)
     with console.status("decoding the test streams"):
         feeds = workload_feeds(wl, wl.query_names, duration)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from gemel.choices import BEST_EVICTION_POLICY, EVICTION_POLICIES
 from gemel.errors import GemelError
-from gemel.io import write_json_atomic
+from gemel.io import check_output_file, write_json_atomic
 from gemel.units import format_bytes, parse_seconds
 from gemel.workload import load_workload
 
@@ -55,17 +55,32 @@ def _fps_list(text: str | None) -> list[float | None]:
     return list(values)
 
 
+def _list(text: str, option: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise GemelError(f"{option}: expected a comma-separated list, got {text!r}")
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     from gemel.edge.feeds import frame_sizes, workload_feeds
-    from gemel.edge.plots import plot_runs
+    from gemel.edge.plots import plot_format, plot_runs
     from gemel.edge.profile import read_profile
     from gemel.edge.profiler import profile_bundle, set_threads
     from gemel.edge.simulate import simulate_bundles
 
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.plot:
+        check_output_file(args.plot, "--plot")
+        plot_format(args.plot)
     set_threads(args.threads)
     wl = load_workload(args.workload)
     duration = parse_seconds(args.duration)
-    budgets = [b.strip() for b in args.memory_budget.split(",") if b.strip()]
+    if duration <= 0:
+        raise GemelError(f"--duration must be positive, not {args.duration!r}")
+    budgets = _list(args.memory_budget, "--memory-budget")
+    sharing = _list(args.sharing, "--sharing")
     fps_values = _fps_list(args.fps)
     console = Console(stderr=True)
     with console.status("simulating") as status:
@@ -79,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             profile = profile_bundle(args.bundle[0], args.device, repeats=3, frame_size=sizes)
         runs = simulate_bundles(
             args.bundle, profile, feeds, memory_budgets=budgets, fps_values=fps_values,
-            sharing=[m.strip() for m in args.sharing.split(",") if m.strip()],
+            sharing=sharing,
             duration_s=duration, eviction=args.eviction,
             progress=lambda msg: status.update(f"simulating {msg}"),
         )  # fmt: skip

@@ -7,11 +7,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gemel.errors import GemelError
 from gemel.io import atomic_path
+
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def plot_format(path: str | Path) -> str:
+    """The image format ``path``'s suffix names (none: png); an error for any other."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    if fmt not in PLOT_FORMATS:
+        raise GemelError(f"{path}: cannot plot to a .{fmt} file; use .png, .svg or .pdf")
+    return fmt
 
 
 def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> None:
     """One row per swept variable (memory level, fps); accuracy and frames processed."""
+    fmt = plot_format(path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,5 +58,5 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: str | Path) -> None:
             ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=110)
+        fig.savefig(tmp, format=fmt, dpi=110)
     plt.close(fig)

@@ -109,6 +109,8 @@ def read_manifest(bundle_dir: str | Path) -> BundleManifest:
     """The manifest of the bundle in ``bundle_dir``, checked for consistency."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
+    if bundle_dir.exists() and not bundle_dir.is_dir():
+        raise GemelError(f"{bundle_dir}: not a bundle: a file, not a folder")
     if not bundle_dir.is_dir():
         raise GemelError(f"{bundle_dir}: bundle folder not found")
     try:
