@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
+from gemel.data.golden import label_video
 from gemel.data.labels import read_labels
 from gemel.data.tasks import make_task
-from gemel.workload import TaskSpec
+from gemel.errors import GemelError
+from gemel.workload import ModelSpec, TaskSpec
 from test_data_video import N, encode
 
 
@@ -101,5 +104,31 @@ def test_label_errors(tmp_path: Path, gemel_cli):
     res = gemel_cli(
         "label", video, "--golden", "test_data_label:red_classifier", "--categories", "x"
     )
-    assert res.status == 2 and "answered class 1; only 1 names" in res.err
+    assert res.status == 2 and "answered class 1, but the categories name classes 0 to 0" in res.err
     assert not (tmp_path / "clip.labels.jsonl").exists()
+
+
+def test_label_bad_options_are_one_line_and_write_nothing(tmp_path: Path, gemel_cli):
+    video = tmp_path / "clip.avi"
+    encode(video)
+    golden = ("--golden", "test_data_label:red_classifier")
+    for extra, message in [
+        (("--fps", "0"), "--fps must be positive, not 0"),
+        (("--threshold", "1.5"), "--threshold must be in [0, 1], not 1.5"),
+        (("--num-classes", "0"), "--num-classes: "),
+        (("--input-size", "-4"), "--input-size: input_size must be positive"),
+        (("--out", tmp_path), "is a folder; --out needs a file path"),
+    ]:
+        gemel_cli("label", video, *golden, *extra).assert_error(message)
+    assert not (tmp_path / "clip.labels.jsonl").exists()
+
+
+def test_label_video_refuses_a_bad_rate_or_threshold(tmp_path: Path):
+    video = tmp_path / "clip.avi"
+    encode(video)
+    spec = ModelSpec(factory="test_data_label:red_classifier")
+    with pytest.raises(GemelError, match=r"fps \(the sampling rate\) must be positive"):
+        label_video(video, tmp_path / "a.jsonl", model=spec, fps=-1)
+    with pytest.raises(GemelError, match="score threshold must be in"):
+        label_video(video, tmp_path / "a.jsonl", model=spec, score_threshold=-0.1)
+    assert not (tmp_path / "a.jsonl").exists()

@@ -5,11 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from gemel.errors import GemelError
+from gemel.io import check_output_file
 from gemel.workload import ModelSpec
+
+# the model spec field each option sets, for error messages
+OPTIONS = {
+    "checkpoint": "--checkpoint",
+    "num_classes": "--num-classes",
+    "input_size": "--input-size",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +54,18 @@ def run(args: argparse.Namespace) -> int:
             num_classes=args.num_classes,
             input_size=args.input_size,
         )
-    except ValueError as e:
-        raise GemelError(f"--golden {golden}: {str(e).splitlines()[-1].strip()}") from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        option = OPTIONS.get(field, f"--golden {golden}")
+        raise GemelError(f"{option}: {err['msg'].removeprefix('Value error, ')}") from None
+    if args.fps is not None and not args.fps > 0:
+        raise GemelError(f"--fps must be positive, not {args.fps:g}")
+    if not 0 <= args.threshold <= 1:
+        raise GemelError(f"--threshold must be in [0, 1], not {args.threshold:g}")
     categories = args.categories.split(",") if args.categories else None
     out = args.out or args.video.with_suffix(".labels.jsonl")
+    check_output_file(out, "--out")
     console = Console()
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console

@@ -56,7 +56,10 @@ def _name(categories: Sequence[str] | None, index: int) -> str:
     if categories is None:
         return str(index)
     if not 0 <= index < len(categories):
-        raise GemelError(f"the golden model answered class {index}; only {len(categories)} names")
+        raise GemelError(
+            f"the golden model answered class {index}, but the categories name classes "
+            f"0 to {len(categories) - 1} only"
+        )
     return categories[index]
 
 
@@ -108,6 +111,10 @@ def label_video(
     with the model spec's input size and normalisation. ``categories`` names the model's
     outputs (default: the names torchvision ships with the builder, else the indices).
     """
+    if fps is not None and not fps > 0:
+        raise GemelError(f"fps (the sampling rate) must be positive, not {fps}")
+    if not 0 <= score_threshold <= 1:
+        raise GemelError(f"score threshold must be in [0, 1], not {score_threshold}")
     golden = build_model(model, where="golden model", device=device).eval()
     detects = is_detector(golden) if detector is None else detector
     names = list(categories) if categories is not None else default_categories(model)
