@@ -327,6 +327,10 @@ def test_analyze_json_to_a_folder_is_refused(hand_workload, tmp_path, gemel_cli)
     assert f"{tmp_path}: is a folder" in result.err
 
 
+def test_analyze_negative_top_is_refused(hand_workload, gemel_cli):
+    gemel_cli("analyze", hand_workload, "--top", "-1").assert_error("--top must be 0 or more")
+
+
 def test_python_api_groups(hand_workload):
     analysis = gemel.analyze(load_workload(hand_workload))
     assert analysis.workload == "hand"

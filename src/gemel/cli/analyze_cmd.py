@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from gemel.analyze import analyze
     from gemel.analyze.report import analysis_tables
 
+    if args.top < 0:
+        raise GemelError(f"--top must be 0 or more, not {args.top}")
     if args.json is not None and args.json.is_dir():
         raise GemelError(f"{args.json}: is a folder; --json needs a file path")
     analysis = analyze(load_workload(args.workload))

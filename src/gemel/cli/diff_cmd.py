@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from gemel.merge.bundle_tables import diff_tables
     from gemel.merge.diff import diff_bundles
 
+    if args.top < 0:
+        raise GemelError(f"--top must be 0 or more, not {args.top}")
     if args.json not in (None, "-") and Path(args.json).is_dir():
         raise GemelError(f"{args.json}: is a folder; --json needs a file path or '-'")
     diff = diff_bundles(args.a, args.b)

@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from gemel.merge.manifest import read_manifest
     from gemel.merge.memory import bundle_memory, shared_layers
 
+    if args.top < 0:
+        raise GemelError(f"--top must be 0 or more, not {args.top}")
     if args.json not in (None, "-") and Path(args.json).is_dir():
         raise GemelError(f"{args.json}: is a folder; --json needs a file path or '-'")
     manifest = read_manifest(args.bundle)
