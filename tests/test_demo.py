@@ -202,6 +202,16 @@ def test_report_of_a_folder_without_a_demo_is_a_user_error(tmp_path, capsys):
     assert "demo.json" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("damaged", ["run.json", "demo.json", "merge/report.json"])
+def test_report_of_a_damaged_demo_folder_is_a_user_error(demo, damaged, tmp_path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(demo[0], out)
+    (out / damaged).write_text("{}")
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / damaged}: not what gemel demo writes" in err and err.count("\n") == 1
+
+
 def test_quick_workload_shrinks_data_and_training(tmp_path):
     path = tmp_path / "w.yaml"
     path.write_text(yaml.safe_dump(_workload(frames=2000)))

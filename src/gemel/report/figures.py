@@ -17,22 +17,29 @@ from gemel.merge.memory import bundle_memory
 STRATEGY_DIRS = {"none": "merge-none", "gemel": "merge", "all": "merge-all"}
 MEMORY_GOAL = 0.40
 GAIN_GOAL_POINTS = 8.0
+REPORT_KEYS = ("memory_before_bytes", "memory_after_bytes", "queries_at_target", "steps_accepted",
+               "steps_tried", "wall_s", "queries")  # fmt: skip
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path, *keys: str) -> Any:
+    """The JSON object in ``path``; an error when it lacks one of ``keys``."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise GemelError(f"{path}: missing (run `gemel demo --out {path.parent}` first)") from None
     except json.JSONDecodeError as e:
         raise GemelError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise GemelError(f"{path}: not what gemel demo writes (no {missing[0]!r})")
+    return data
 
 
 def _strategy(out: Path, name: str) -> dict[str, Any] | None:
     folder = out / STRATEGY_DIRS[name]
     if not (folder / "report.json").is_file():
         return None
-    report = _read(folder / "report.json")
+    report = _read(folder / "report.json", *REPORT_KEYS)
     memory = bundle_memory(folder)
     return {
         "memory_before_bytes": report["memory_before_bytes"],
@@ -100,7 +107,7 @@ def build_report(out_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
     if not out.is_dir():
         raise GemelError(f"{out}: not a folder")
-    meta = _read(out / "demo.json")
+    meta = _read(out / "demo.json", "workload", "quick", "stages")
     strategies = {s: r for s in STRATEGY_DIRS if (r := _strategy(out, s)) is not None}
     if "gemel" not in strategies:
         raise GemelError(f"{out / 'merge' / 'report.json'}: missing (no gemel merge in {out})")
@@ -122,10 +129,10 @@ def build_report(out_dir: str | Path) -> dict[str, Any]:
                 if s in strategies
             },
         }
-    sim = [_run_row(r) for r in _read(out / "simulate.json")["runs"]]
+    sim = [_run_row(r) for r in _read(out / "simulate.json", "runs")["runs"]]
     sweep_path = out / "simulate-fps.json"
-    sweep = [_run_row(r) for r in _read(sweep_path)["runs"]] if sweep_path.is_file() else []
-    runtime = [_run_row(r) for r in _read(out / "run.json")["runs"]]
+    sweep = [_run_row(r) for r in _read(sweep_path, "runs")["runs"]] if sweep_path.is_file() else []
+    runtime = [_run_row(r) for r in _read(out / "run.json", "runs")["runs"]]
     rates = sorted({r["fps"] for r in sweep if r["fps"] is not None})
     min_gain = _gain_points(sim, memory_level="min")
     return {
