@@ -179,3 +179,5 @@ def test_cli_merge_none_and_evaluate(env, workload_path, tmp_path, capsys):
         main(["merge", str(workload_path), "--out", str(tmp_path / "x"), "--max-steps", "-1"]) == 2
     )
     assert "max steps must be 0 or more" in capsys.readouterr().err
+    assert main(["merge", str(workload_path), "--out", str(tmp_path / "x"), "--margin=-5"]) == 2
+    assert "--margin must be in [0, 100) accuracy points, not -5" in capsys.readouterr().err

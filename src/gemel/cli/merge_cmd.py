@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gemel.choices import MERGE_STRATEGIES
+from gemel.errors import GemelError
 from gemel.units import format_bytes, parse_seconds
 from gemel.workload import load_workload
 
@@ -51,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gemel.merge.run import merge_workload
 
+    if not 0 <= args.margin < 100:
+        raise GemelError(f"--margin must be in [0, 100) accuracy points, not {args.margin:g}")
     workload = load_workload(args.workload)
     report = merge_workload(
         workload,
