@@ -70,7 +70,10 @@ def savings_over_time(report: dict[str, Any]) -> bytes:
     def draw(ax: Any) -> None:
         ax.step([p[0] for p in points], [p[1] / MIB for p in points], where="post", marker="o")
         before = gemel["memory_before_bytes"] / MIB
-        ax.axhline(0.4 * before, color="grey", linestyle="--", label="40% of the unmerged memory")
+        goal = report["goals"]["memory_goal"]
+        ax.axhline(
+            goal * before, color="grey", linestyle="--", label=f"goal: {goal:.0%} of the unmerged"
+        )
         ax.set_xlabel("search time (s of retraining)")
         ax.set_ylabel("MiB saved")
         ax.legend(fontsize=8)
@@ -117,7 +120,11 @@ def gain_against_fps(report: dict[str, Any]) -> bytes:
     def draw(ax: Any) -> None:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="gemel - none")
         ax.axhline(0, color="grey", linewidth=0.8)
+        goal = report["goals"]["gain_goal_points"]
+        ax.axhline(goal, color="grey", linestyle="--", label=f"goal: +{goal:g} points")
         ax.set_xscale("log")
+        ax.set_xticks([p[0] for p in points], [f"{p[0]:g}" for p in points])
+        ax.minorticks_off()
         ax.set_xlabel("frames per second per stream")
         ax.set_ylabel("accuracy gain (points)")
         ax.set_title(
