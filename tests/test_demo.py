@@ -259,5 +259,17 @@ def test_demo_on_cuda_without_cuda_is_a_one_line_error(tmp_path, capsys):
 
 def test_demo_refuses_an_unknown_device(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--quick", "--device", "tpu"]) == 2
-    assert "bad device 'tpu'" in capsys.readouterr().err
+    assert "bad device 'tpu': use auto, cpu or cuda" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_of_a_workload_without_tasks_fails_before_any_output(tmp_path, capsys):
+    data = _workload()
+    for q in data["queries"]:
+        del q["task"]
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["demo", "--out", str(tmp_path / "d"), "--workload", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "field 'task' is required" in err and "\n" not in err
     assert not (tmp_path / "d").exists()

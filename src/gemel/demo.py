@@ -30,6 +30,7 @@ from rich.console import Console
 
 from gemel.analyze import analyze
 from gemel.data import base_models, load_clip, load_split
+from gemel.data.dataset import query_task
 from gemel.edge import profile_bundle, record_predictions, run_bundle, workload_feeds
 from gemel.edge.profiler import resolve_device
 from gemel.edge.simulate import simulate_bundle
@@ -146,6 +147,9 @@ def run_demo(
     cfg = settings or (QUICK if quick else FULL)
     if cfg.run_level not in LEVELS:
         raise GemelError(f"run level must be one of {', '.join(LEVELS)}, not {cfg.run_level!r}")
+    for q in wl.queries:  # every query needs a source and a task: fail before any output
+        wl.source_of(q)
+        query_task(wl, q.name)
     device = demo_device(cfg.device)
     console = console or Console(stderr=True)
     if cfg.threads is not None:
@@ -265,6 +269,8 @@ def demo_device(device: str) -> str:
     """The device the demo runs on: ``"auto"`` is ``"cuda"`` where CUDA is available."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.split(":")[0] not in ("cpu", "cuda"):
+        raise GemelError(f"bad device {device!r}: use auto, cpu or cuda[:N]")
     return str(resolve_device(device))
 
 
