@@ -35,12 +35,12 @@ from gemel.edge.eviction import make_policy
 from gemel.edge.executor import TorchExecutor, manifest_blocks
 from gemel.edge.feeds import QueryFeed
 from gemel.edge.profile import BatchCost, Profile, QueryProfile
-from gemel.edge.profiler import bundle_answers, resolve_device
+from gemel.edge.profiler import bundle_answers
 from gemel.edge.scheduler import CostModel, TimeSharingScheduler
 from gemel.edge.simulate import simulate_bundle
 from gemel.edge.streams import Stream
 from gemel.merge import MergeConfig, load_bundle, read_manifest, save_bundle
-from gemel.models import build_model
+from gemel.models import build_model, check_device
 from gemel.workload import TaskSpec, workload_from_dict
 
 MiB = 1 << 20
@@ -158,7 +158,7 @@ def bench_simulator(tmp: Path) -> dict:
 
 
 def bench_copies(tmp: Path, device: str, arch: str, repeats: int = 11) -> dict:
-    dev = resolve_device(device)
+    dev = check_device(device)
     names = ["a", "b", "c"]
     wl = workload_from_dict(
         {"name": "copy", "queries": [

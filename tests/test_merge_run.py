@@ -174,7 +174,7 @@ def test_cli_merge_none_and_evaluate(env, workload_path, tmp_path, capsys):
     assert (
         main(["merge", str(workload_path), "--out", str(tmp_path / "x"), "--device", "tpu9"]) == 2
     )
-    assert "unknown device 'tpu9'" in capsys.readouterr().err
+    assert "bad device 'tpu9'" in capsys.readouterr().err
     assert (
         main(["merge", str(workload_path), "--out", str(tmp_path / "x"), "--max-steps", "-1"]) == 2
     )

@@ -32,12 +32,12 @@ from gemel.analyze import analyze
 from gemel.data import base_models, load_clip, load_split
 from gemel.data.dataset import query_task
 from gemel.edge import profile_bundle, record_predictions, run_bundle, workload_feeds
-from gemel.edge.profiler import resolve_device
 from gemel.edge.simulate import simulate_bundle
 from gemel.errors import GemelError
 from gemel.io import write_json_atomic
 from gemel.merge import read_manifest
 from gemel.merge.run import merge_workload
+from gemel.models import check_device
 from gemel.report import build_report, print_summary, write_html
 from gemel.report.figures import STRATEGY_DIRS
 from gemel.workload import Workload, load_workload
@@ -271,7 +271,7 @@ def demo_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.split(":")[0] not in ("cpu", "cuda"):
         raise GemelError(f"bad device {device!r}: use auto, cpu or cuda[:N]")
-    return str(resolve_device(device))
+    return str(check_device(device))
 
 
 def _clear_merge_output(folder: Path) -> None:

@@ -139,11 +139,14 @@ def _check_fit(model: nn.Module, sd: dict[str, torch.Tensor], path: Path, where:
 
 
 def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch device; a GemelError unless torch can use it here."""
+    """``device`` (``cpu`` or ``cuda[:N]``) as a torch device; a GemelError unless torch can
+    use it here."""
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise GemelError(f"unknown device {str(device)!r} (use cpu, cuda, cuda:1...)") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise GemelError(f"bad device {str(device)!r}: use cpu or cuda[:N]")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GemelError(f"device {str(device)!r}: CUDA is not available here")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

@@ -40,17 +40,6 @@ from gemel.models import check_device
 DEFAULT_FRAME = (64, 64)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``cpu`` or ``cuda[:N]``; a clear error when CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise GemelError(f"bad device {device!r}: use cpu or cuda") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise GemelError(f"bad device {device!r}: use cpu or cuda")
-    return check_device(dev)
-
-
 def set_threads(n: int | None) -> None:
     """Use ``n`` CPU threads for inference (None: leave PyTorch's default)."""
     if n is None:
@@ -129,7 +118,7 @@ def profile_bundle(
     progress: Callable[[str], None] | None = None,
 ) -> Profile:
     """Measure ``bundle_dir`` on ``device`` (see the module docstring for what and how)."""
-    dev = resolve_device(device)
+    dev = check_device(device)
     manifest = read_manifest(bundle_dir)
     blocks = manifest_blocks(manifest)
     total = sum(b.nbytes for b in blocks)

@@ -19,12 +19,13 @@ from gemel.edge.executor import TorchExecutor
 from gemel.edge.feeds import QueryFeed, frame_sizes
 from gemel.edge.play import OnTurn, check_request, lay_out, play, play_record
 from gemel.edge.profile import Profile
-from gemel.edge.profiler import profile_bundle, resolve_device
+from gemel.edge.profiler import profile_bundle
 from gemel.edge.scheduler import BATCH_SIZES
 from gemel.edge.streams import Stream
 from gemel.edge.updates import BundleWatcher
 from gemel.errors import GemelError
 from gemel.merge.bundle import load_bundle, read_manifest
+from gemel.models import check_device
 
 
 def run_bundle(
@@ -52,7 +53,7 @@ def run_bundle(
     ``live_updates``: adopt newer bundles published in ``bundle_dir`` while running (time
     sharing only); each adoption is reported under ``updates``.
     """
-    dev = resolve_device(device)
+    dev = check_device(device)
     manifest = read_manifest(bundle_dir)
     check_request(manifest, feeds, eviction=eviction, order=order, sharing=sharing)
     if live_updates and sharing != "time":
