@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import gemel
 from gemel import choices
 
@@ -78,3 +80,20 @@ def test_cli_choices_match_the_registries():
     assert sorted(EVICTION_POLICIES) == sorted(choices.EVICTION_POLICIES)
     assert BEST_POLICY in EVICTION_POLICIES
     assert SPLITS == ("train", "val", "test")
+
+
+def test_usage_errors_are_one_line_naming_the_command(capsys):
+    from gemel.cli import main
+
+    cases = (
+        (["merge", "w.yaml"], "gemel merge: error: the following arguments are required: --out"),
+        (["run", "w.yaml", "--bundle", "b", "--sharing", "both"], "gemel run: error: argument"),
+        (["nope"], "gemel: error: argument COMMAND: invalid choice: 'nope'"),
+    )
+    for argv, start in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(start), err
+        assert err.count("\n") == 1 and "--help)" in err, err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gemel.cli import (
     analyze_cmd,
@@ -43,9 +44,16 @@ COMMAND_MODULES = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line naming the command's help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all subcommands)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gemel", description="Merge edge video-analytics models so they fit one GPU."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
