@@ -97,3 +97,12 @@ def test_usage_errors_are_one_line_naming_the_command(capsys):
         err = capsys.readouterr().err
         assert err.startswith(start), err
         assert err.count("\n") == 1 and "--help)" in err, err
+
+
+def test_version(capsys):
+    from gemel.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gemel {gemel.__version__}"

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from gemel import __version__
 from gemel.cli import (
     analyze_cmd,
     demo_cmd,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="gemel", description="Merge edge video-analytics models so they fit one GPU."
     )
+    parser.add_argument("--version", action="version", version=f"gemel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
