@@ -213,23 +213,7 @@ def run_demo(
         write_json_atomic(out / "profile.json", profile.model_dump(mode="json"))
 
     with clock.stage("simulate", "none / gemel / all at the memory levels and rates") as show:
-        runs, sweep = [], []
-        for strategy, bundle in bundles.items():
-            show(f"{strategy}: recording predictions")
-            manifest = read_manifest(bundle)
-            preds = record_predictions(bundle, feeds)
-            modes = ("time", "space") if strategy == "none" else ("time",)
-            for mode in modes:
-                for level in LEVELS:
-                    show(f"{strategy} {mode} @ {level}")
-                    run = _simulate(manifest, profile, feeds, preds, level, cfg, mode)
-                    if run is not None:
-                        runs.append({**run, "bundle": str(bundle)})
-                for fps in cfg.fps_sweep:
-                    show(f"{strategy} {mode} @ min, {fps:g} fps")
-                    run = _simulate(manifest, profile, feeds, preds, "min", cfg, mode, fps)
-                    if run is not None:
-                        sweep.append({**run, "bundle": str(bundle)})
+        runs, sweep = _simulate_strategies(bundles, profile, feeds, cfg, show)
         write_json_atomic(out / "simulate.json", {"runs": runs})
         write_json_atomic(out / "simulate-fps.json", {"runs": sweep})
 
@@ -281,6 +265,35 @@ def _clear_merge_output(folder: Path) -> None:
     if not folder.is_dir() or not (folder / "journal.jsonl").is_file():
         raise GemelError(f"{folder}: exists and is not a merge output; choose another --out")
     shutil.rmtree(folder)
+
+
+def _simulate_strategies(
+    bundles: dict[str, Path],
+    profile: Any,
+    feeds: Any,
+    cfg: DemoSettings,
+    show: Callable[[str], None],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every strategy at every level, and at ``min`` over the rate sweep (``none`` under both
+    time and space sharing); returns (level runs, sweep runs)."""
+    runs, sweep = [], []
+    for strategy, bundle in bundles.items():
+        show(f"{strategy}: recording predictions")
+        manifest = read_manifest(bundle)
+        preds = record_predictions(bundle, feeds)
+        modes = ("time", "space") if strategy == "none" else ("time",)
+        for mode in modes:
+            for level in LEVELS:
+                show(f"{strategy} {mode} @ {level}")
+                run = _simulate(manifest, profile, feeds, preds, level, cfg, mode)
+                if run is not None:
+                    runs.append({**run, "bundle": str(bundle)})
+            for fps in cfg.fps_sweep:
+                show(f"{strategy} {mode} @ min, {fps:g} fps")
+                run = _simulate(manifest, profile, feeds, preds, "min", cfg, mode, fps)
+                if run is not None:
+                    sweep.append({**run, "bundle": str(bundle)})
+    return runs, sweep
 
 
 def _simulate(
