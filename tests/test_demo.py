@@ -123,6 +123,14 @@ def test_report_agrees_with_bundle_merge_report_and_simulator(demo):
     all_report = _json(out / "merge-all/report.json")
     for q, r in all_report["queries"].items():
         assert report["queries"][q]["all_accuracy"] == r["merged_accuracy"]
+    step = all_report["steps"][0]
+    for q, row in report["queries"].items():
+        tried = step["accuracy"].get(q)
+        if tried is None:
+            assert row["all_step"] is None
+        else:
+            assert row["all_step"]["val_accuracy"] == tried["accuracy"]
+            assert row["all_step"]["val_target"] == tried["target"]
 
     runs = _json(out / "simulate.json")["runs"]
     assert len(report["simulate"]) == len(runs)

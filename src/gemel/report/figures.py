@@ -56,6 +56,24 @@ def _strategy(out: Path, name: str) -> dict[str, Any] | None:
         },
         "queries": report["queries"],
         "savings_over_time": _savings_over_time(report),
+        "first_step": _first_step(report),
+    }
+
+
+def _first_step(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The first step tried: its status and, per query it retrained, the validation accuracy
+    of its best state against the validation target (for ``all``: sharing everything)."""
+    steps = report.get("steps") or []
+    if not steps:
+        return None
+    step = steps[0]
+    return {
+        "status": step["status"],
+        "epochs": step.get("epochs"),
+        "accuracy": {
+            q: {"val_accuracy": a["accuracy"], "val_target": a["target"], "met": a["met"]}
+            for q, a in step.get("accuracy", {}).items()
+        },
     }
 
 
@@ -102,6 +120,11 @@ def _gain_points(rows: list[dict[str, Any]], **match: Any) -> float | None:
     return 100 * (gemel["accuracy"] - none["accuracy"])
 
 
+def _step_of(strategy: dict[str, Any] | None, query: str) -> dict[str, Any] | None:
+    step = strategy and strategy["first_step"]
+    return step["accuracy"].get(query) if step else None
+
+
 def build_report(out_dir: str | Path) -> dict[str, Any]:
     """The report's figures from a demo folder (see the module docstring)."""
     out = Path(out_dir)
@@ -128,6 +151,7 @@ def build_report(out_dir: str | Path) -> dict[str, Any]:
                 for s in ("gemel", "all")
                 if s in strategies
             },
+            "all_step": _step_of(strategies.get("all"), q),
         }
     sim = [_run_row(r) for r in _read(out / "simulate.json", "runs")["runs"]]
     sweep_path = out / "simulate-fps.json"

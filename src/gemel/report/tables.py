@@ -94,10 +94,19 @@ def queries_table(report: dict[str, Any]) -> TextTable:
                 _acc(r["chance_accuracy"]),
                 _acc(r.get("gemel_accuracy")) + ("" if r.get("gemel_met", True) else " (below)"),
                 _acc(r.get("all_accuracy")) + ("" if r.get("all_met", True) else " (below)"),
+                _tried(r.get("all_step")),
             )
         )
-    cols = ("query", "unmerged", "target", "chance", "gemel", "all")
+    cols = ("query", "unmerged", "target", "chance", "gemel", "all", "all's step (val)")
     return TextTable("per-query accuracy on the test split", cols, tuple(rows))
+
+
+def _tried(step: dict[str, Any] | None) -> str:
+    """A query's validation accuracy in a step against its validation target."""
+    if step is None:
+        return "-"
+    mark = ">=" if step["met"] else "<"
+    return f"{step['val_accuracy']:.3f} {mark} {step['val_target']:.3f}"
 
 
 def _run_rows(runs: list[dict[str, Any]]) -> tuple[tuple[str, ...], ...]:
