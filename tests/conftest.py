@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,13 @@ class CliResult:
     err: str
 
     def assert_error(self, *phrases: str) -> None:
-        """Exit status 2, nothing on stdout, and one ``gemel: error:`` line holding ``phrases``."""
+        """Exit status 2, nothing on stdout, and one ``gemel: error:`` line (``gemel CMD: error:``
+        for a usage error) holding ``phrases``."""
         assert self.status == 2
         assert self.out == ""
         lines = self.err.splitlines()
         assert len(lines) == 1, self.err
-        assert lines[0].startswith("gemel: error: ")
+        assert re.match(r"gemel( [a-z]+)?: error: ", lines[0]), lines[0]
         assert "Traceback" not in self.err
         for phrase in phrases:
             assert phrase in lines[0], (phrase, lines[0])
@@ -58,11 +60,15 @@ def write_workload(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def gemel_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """Run ``gemel ARGS...`` in-process; returns its status and captured stdout/stderr."""
+    """Run ``gemel ARGS...`` in-process; returns its status and captured stdout/stderr (a usage
+    error's exit status too)."""
 
     def run(*args: str | Path) -> CliResult:
         capsys.readouterr()
-        status = main([str(a) for a in args])
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as e:
+            status = e.code
         captured = capsys.readouterr()
         return CliResult(status, captured.out, captured.err)
 

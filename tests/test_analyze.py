@@ -328,7 +328,8 @@ def test_analyze_json_to_a_folder_is_refused(hand_workload, tmp_path, gemel_cli)
 
 
 def test_analyze_negative_top_is_refused(hand_workload, gemel_cli):
-    gemel_cli("analyze", hand_workload, "--top", "-1").assert_error("--top must be 0 or more")
+    result = gemel_cli("analyze", hand_workload, "--top", "-1")
+    result.assert_error("--top: must be 0 or more, not -1")
 
 
 def test_python_api_groups(hand_workload):

@@ -102,4 +102,4 @@ def test_json_into_a_folder_is_refused(two_bundles, gemel_cli, tmp_path):
     for args in (("inspect", a), ("diff", a, b)):
         res = gemel_cli(*args, "--json", tmp_path)
         assert res.status == 2 and "is a folder" in res.err
-        gemel_cli(*args, "--top", "-1").assert_error("--top must be 0 or more, not -1")
+        gemel_cli(*args, "--top", "-1").assert_error("argument --top: must be 0 or more, not -1")

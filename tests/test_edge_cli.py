@@ -89,7 +89,7 @@ def test_simulate_compares_bundles_and_plots(files, tmp_path: Path, gemel_cli) -
         (["simulate", "{w}", "--bundle", "{b}", "--profile", "missing.json"], "profile not found"),
         (["simulate", "{w}", "--bundle", "{b}", "--fps", "fast"], "--fps"),
         (["profile", "{b}", "--device", "tpu", "--json", "x.json"], "bad device"),
-        (["profile", "{b}", "--json", "x.json", "--repeats", "0"], "--repeats must be at least 1"),
+        (["profile", "{b}", "--json", "x.json", "--repeats", "0"], "--repeats: must be at least 1"),
         (["profile", "{b}", "--json", "."], "is a folder; --json needs a file path"),
         (["run", "{w}", "--bundle", "{b}", "--duration", "0s"], "--duration must be positive"),
         (["run", "{w}", "--bundle", "{b}", "--json", "."], "is a folder; --json"),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gemel.errors import GemelError
-from gemel.io import write_json_atomic
+from gemel.cli.options import non_negative_int
+from gemel.io import check_output_file, write_json_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("a", type=Path, metavar="BUNDLE_A", help="the bundle an edge box holds")
     p.add_argument("b", type=Path, metavar="BUNDLE_B", help="the bundle to adopt")
     p.add_argument("--json", metavar="OUT", help="write the diff as JSON to OUT ('-': stdout only)")
-    p.add_argument("--top", type=int, default=20, help="changed tensors to list (default 20)")
+    p.add_argument(
+        "--top", type=non_negative_int, default=20, help="changed tensors to list (default 20)"
+    )
     p.set_defaults(func=run)
 
 
@@ -27,10 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from gemel.merge.bundle_tables import diff_tables
     from gemel.merge.diff import diff_bundles
 
-    if args.top < 0:
-        raise GemelError(f"--top must be 0 or more, not {args.top}")
-    if args.json not in (None, "-") and Path(args.json).is_dir():
-        raise GemelError(f"{args.json}: is a folder; --json needs a file path or '-'")
+    if args.json not in (None, "-"):
+        check_output_file(args.json, "--json")
     diff = diff_bundles(args.a, args.b)
     if args.json == "-":
         print(json.dumps(diff.to_json(), indent=2))

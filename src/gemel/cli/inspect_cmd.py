@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gemel.errors import GemelError
-from gemel.io import write_json_atomic
+from gemel.cli.options import non_negative_int
+from gemel.io import check_output_file, write_json_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json", metavar="OUT", help="write the figures as JSON to OUT ('-': stdout only)"
     )
-    p.add_argument("--top", type=int, default=20, help="shared layers to list (default 20)")
+    p.add_argument(
+        "--top", type=non_negative_int, default=20, help="shared layers to list (default 20)"
+    )
     p.set_defaults(func=run)
 
 
@@ -27,10 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from gemel.merge.manifest import read_manifest
     from gemel.merge.memory import bundle_memory, shared_layers
 
-    if args.top < 0:
-        raise GemelError(f"--top must be 0 or more, not {args.top}")
-    if args.json not in (None, "-") and Path(args.json).is_dir():
-        raise GemelError(f"{args.json}: is a folder; --json needs a file path or '-'")
+    if args.json not in (None, "-"):
+        check_output_file(args.json, "--json")
     manifest = read_manifest(args.bundle)
     memory = bundle_memory(manifest)
     shared = shared_layers(manifest)

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gemel.errors import GemelError
+from gemel.cli.options import positive_int
 from gemel.io import check_output_file, write_json_atomic
 from gemel.units import format_bytes
 
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--json", type=Path, metavar="OUT", required=True, help="write the profile here")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed runs per figure (median)")
     p.add_argument(
         "--threads", type=int, metavar="N",
         help="CPU threads for inference (default: PyTorch's; 1 on a busy machine)",
@@ -29,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gemel.edge.profiler import profile_bundle, set_threads
 
-    if args.repeats < 1:
-        raise GemelError(f"--repeats must be at least 1, not {args.repeats}")
     check_output_file(args.json, "--json")
     set_threads(args.threads)
     console = Console(stderr=True)
