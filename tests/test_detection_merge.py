@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
+from detection_helpers import detection_workload_file
 from gemel.cli import main
 from gemel.merge.run import merge_workload
 from gemel.workload import load_workload
-from merge_helpers import write_shapes_video
 
 pytestmark = pytest.mark.slow
 
@@ -30,28 +29,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def workload_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("detection")
-    write_shapes_video(root / "v0.mkv", 500, seed=0)
-    data = {
-        "name": "tiny-detection",
-        "defaults": {"train": {"epochs": 5, "batch_size": 32, "lr": 0.005}, "sla_ms": 1000},
-        "sources": {"v0": {"kind": "video", "path": "v0.mkv", "labels": "v0.labels.jsonl"}},
-        "queries": [
-            {
-                "name": "cars",
-                "source": "v0",
-                "task": {"kind": "detection", "classes": ["car"]},
-                "model": {"factory": "detection_helpers:tiny_detector", "num_classes": 2},
-            },
-            {
-                "name": "people",
-                "source": "v0",
-                "task": {"kind": "presence", "classes": ["person"]},
-                "model": {"factory": "merge_helpers:tiny_net", "num_classes": 2},
-            },
-        ],
-    }
-    path = root / "w.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = detection_workload_file(root, "tiny-detection", frames=500, epochs=5)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GEMEL_CACHE", str(root / "cache"))
         yield path

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from detection_helpers import detection_workload_file
 from gemel.analyze import analyze_models
 from gemel.data import base_models, load_split, make_task
 from gemel.data.train import evaluate, split_accuracy
@@ -26,7 +26,7 @@ from gemel.merge.run import merge_workload
 from gemel.merge.trainer import JointTrainer, TrainerConfig, TrainQuery
 from gemel.merge.tying import apply_merge
 from gemel.workload import TaskSpec, load_workload
-from merge_helpers import tiny_models, write_shapes_video
+from merge_helpers import tiny_models
 
 DEVICE = "cuda"
 pytestmark = [
@@ -38,28 +38,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def workload_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("gpu")
-    write_shapes_video(root / "v0.mkv", 300, seed=0)
-    data = {
-        "name": "tiny-gpu",
-        "defaults": {"train": {"epochs": 2, "batch_size": 32, "lr": 0.005}, "sla_ms": 1000},
-        "sources": {"v0": {"kind": "video", "path": "v0.mkv", "labels": "v0.labels.jsonl"}},
-        "queries": [
-            {
-                "name": "cars",
-                "source": "v0",
-                "task": {"kind": "detection", "classes": ["car"]},
-                "model": {"factory": "detection_helpers:tiny_detector", "num_classes": 2},
-            },
-            {
-                "name": "people",
-                "source": "v0",
-                "task": {"kind": "presence", "classes": ["person"]},
-                "model": {"factory": "merge_helpers:tiny_net", "num_classes": 2},
-            },
-        ],
-    }
-    path = root / "w.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = detection_workload_file(root, "tiny-gpu", frames=300, epochs=2)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GEMEL_CACHE", str(root / "cache"))
         yield path
