@@ -145,6 +145,12 @@ def test_report_agrees_with_bundle_merge_report_and_simulator(demo):
         r["accuracy"] for r in at_min if r["strategy"] == "gemel" and r["sharing"] == "time"
     )
     assert report["goals"]["min_gain_points"] == pytest.approx(100 * (gemel_min - best_none))
+    profile = _json(out / "profile.json")
+    costs = {c["query"]: c for c in report["turn_costs"]}
+    assert set(costs) == set(profile["queries"])
+    for q, p in profile["queries"].items():
+        assert costs[q]["copy_s"] == pytest.approx(p["weight_bytes"] / profile["load_bytes_per_s"])
+        assert costs[q]["run_s"] == p["batches"]["1"]["run_s"]
     real = _json(out / "run.json")["runs"][0]
     assert report["runtime"][0]["accuracy"] == real["accuracy"]
     assert real["strategy"] == "gemel" and real["mode"] == "runtime"

@@ -120,6 +120,26 @@ def _gain_points(rows: list[dict[str, Any]], **match: Any) -> float | None:
     return 100 * (gemel["accuracy"] - none["accuracy"])
 
 
+def _turn_costs(out: Path) -> list[dict[str, Any]]:
+    """Per query, from the demo's profile: the seconds to copy its weights (at the profile's
+    load bandwidth) and to run a batch of one. Their ratio says how much time sharing loses to
+    swaps, and so how much merging can give back."""
+    path = out / "profile.json"
+    if not path.is_file():
+        return []
+    profile = _read(path, "load_bytes_per_s", "queries")
+    return [
+        {
+            "query": q,
+            "weight_bytes": p["weight_bytes"],
+            "copy_s": p["weight_bytes"] / profile["load_bytes_per_s"],
+            "run_s": p["batches"]["1"]["run_s"],
+        }
+        for q, p in profile["queries"].items()
+        if "1" in p["batches"]
+    ]
+
+
 def _step_of(strategy: dict[str, Any] | None, query: str) -> dict[str, Any] | None:
     step = strategy and strategy["first_step"]
     return step["accuracy"].get(query) if step else None
@@ -174,6 +194,7 @@ def build_report(out_dir: str | Path) -> dict[str, Any]:
         "fps_sweep": sweep,
         "gain_by_fps": [[f, _gain_points(sweep, fps=f)] for f in rates],
         "runtime": runtime,
+        "turn_costs": _turn_costs(out),
         "runtime_simulated": [
             _best(sim, r["strategy"], memory_level=r["memory_level"], sharing=r["sharing"])
             for r in runtime

@@ -154,6 +154,25 @@ def runtime_table(report: dict[str, Any]) -> TextTable:
     )
 
 
+def turn_costs_table(report: dict[str, Any]) -> TextTable:
+    rows = tuple(
+        (
+            c["query"],
+            format_bytes(c["weight_bytes"]),
+            f"{1e3 * c['copy_s']:.2f}",
+            f"{1e3 * c['run_s']:.2f}",
+            f"{c['copy_s'] / c['run_s']:.2f}",
+        )
+        for c in report["turn_costs"]
+    )
+    return TextTable(
+        f"a time-sharing turn on {report['device']}: copying a query's weights against running "
+        "a batch of one (profile.json); merging wins at min only where copies weigh",
+        ("query", "weights", "copy ms", "run ms", "copy / run"),
+        rows,
+    )
+
+
 def stages_table(report: dict[str, Any]) -> TextTable:
     rows = tuple(
         (s["stage"], f"{s['wall_s']:.1f}", "-" if s["budget_s"] is None else f"{s['budget_s']:.0f}")
@@ -173,6 +192,7 @@ def report_tables(report: dict[str, Any]) -> list[TextTable]:
         queries_table(report),
         simulate_table(report),
         fps_table(report),
+        turn_costs_table(report),
         runtime_table(report),
         stages_table(report),
     ]
