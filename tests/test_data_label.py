@@ -118,8 +118,13 @@ def test_label_bad_options_are_one_line_and_write_nothing(tmp_path: Path, gemel_
         (("--num-classes", "0"), "--num-classes: "),
         (("--input-size", "-4"), "--input-size: input_size must be positive"),
         (("--out", tmp_path), "is a folder; --out needs a file path"),
+        (("--device", "tpu"), "bad device 'tpu'"),
     ]:
         gemel_cli("label", video, *golden, *extra).assert_error(message)
+    gemel_cli("label", tmp_path / "missing.avi", *golden).assert_error(
+        "missing.avi: video file not found"
+    )
+    gemel_cli("label", video, "--golden", "notamodel").assert_error("notamodel")
     assert not (tmp_path / "clip.labels.jsonl").exists()
 
 

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gemel.data.golden import label_video
+    from gemel.models import check_device
 
     golden = args.golden
     factory = ":" in golden
@@ -66,9 +67,17 @@ def run(args: argparse.Namespace) -> int:
     categories = args.categories.split(",") if args.categories else None
     out = args.out or args.video.with_suffix(".labels.jsonl")
     check_output_file(out, "--out")
-    console = Console()
+    check_device(args.device)
+    if not args.video.is_file():
+        raise GemelError(f"{args.video}: video file not found")
+    err = Console(stderr=True)
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,  # an error then stands alone on its line
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(f"label {args.video.name}: 0 frames", total=None)
         seen = [0]
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             progress=progress,
         )
-    console.print(
+    Console().print(
         f"wrote {summary.out}: {summary.frames} frames ({summary.kind} labels, "
         f"{summary.objects} objects), {summary.skipped} undecodable packets skipped"
     )
