@@ -92,11 +92,13 @@ def test_profile_and_runtime_on_cuda_serve_the_detector_and_the_classifier(
         assert all(v["frames_processed"] > 0 for v in record["queries"].values()), sharing
 
 
-def test_joint_retraining_on_cuda_through_the_tasks_keeps_the_rng_states() -> None:
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_joint_retraining_through_the_tasks_keeps_the_rng_states(device: str) -> None:
+    """On CUDA, and on the CPU of a machine with CUDA (whose CUDA state must not move)."""
     models = tiny_models(("a", "b"))
     apply_merge(models, MergeConfig.from_instances(analyze_models(models).instances))
     for m in models.values():
-        m.to(DEVICE)
+        m.to(device)
     assert models["a"][3].weight is models["b"][3].weight  # still tied on the device
     task = make_task(TaskSpec(kind="presence", classes=("car",)))
     gen = torch.Generator().manual_seed(0)
@@ -117,4 +119,5 @@ def test_joint_retraining_on_cuda_through_the_tasks_keeps_the_rng_states() -> No
     assert all(0.0 <= o.accuracy <= 1.0 for o in result.queries.values())
     assert torch.equal(torch.get_rng_state(), cpu_rng)
     assert torch.equal(torch.cuda.get_rng_state(), cuda_rng)
-    assert models["a"][3].weight.is_cuda and models["a"][3].weight is models["b"][3].weight
+    assert models["a"][3].weight.device.type == device
+    assert models["a"][3].weight is models["b"][3].weight

@@ -207,8 +207,11 @@ class JointTrainer:
         step = 0
         next_val = self._interval(queries, acc, steps_per_epoch)
         params = unique_parameters(models)
-        with torch.random.fork_rng(devices=_cuda_indices(params)):
-            torch.manual_seed(seed)  # seeds CUDA too: its state is forked as well
+        cuda = _cuda_indices(params)
+        with torch.random.fork_rng(devices=cuda):  # the step's seeding stays inside it
+            torch.random.default_generator.manual_seed(seed)
+            for index in cuda:
+                torch.cuda.default_generators[index].manual_seed(seed)
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
             while step < total_steps:
                 if deadline is not None and time.monotonic() >= deadline:
