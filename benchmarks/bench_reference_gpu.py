@@ -60,13 +60,13 @@ def reference_profile(
     return Profile.model_validate(data)
 
 
-def stride_accuracy(feeds, preds, fps: float, sla_s: float, k: int) -> float:
+def stride_accuracy(feeds, preds, k: int) -> float:
     """Mean stream accuracy when every k-th frame is answered the moment it arrives."""
     accs = []
     for q, feed in feeds.items():
         n = feed.frames_total
-        results = [FrameResult(j, j / fps, preds[q][j]) for j in range(0, n, k)]
-        accs.append(stream_accuracy(n, fps, sla_s, results, feed.score).accuracy)
+        results = [FrameResult(j, j / feed.fps, preds[q][j]) for j in range(0, n, k)]
+        accs.append(stream_accuracy(n, feed.fps, feed.sla_s, results, feed.score).accuracy)
     return statistics.mean(accs)
 
 
@@ -116,9 +116,7 @@ def main() -> None:
             f"{fps:5g} {n['accuracy']:9.3f} {n['frames_processed_fraction']:9.3f}"
             f" {g['accuracy']:9.3f} {g['frames_processed_fraction']:9.3f} {row['gain_points']:+.1f}"
         )
-    fps0 = wl.fps_of(wl.queries[0])
-    sla0 = wl.sla_ms_of(wl.queries[0]) / 1e3
-    strides = {k: stride_accuracy(feeds, preds["none"], fps0, sla0, k) for k in STRIDES}
+    strides = {k: stride_accuracy(feeds, preds["none"], k) for k in STRIDES}
     print("unmerged models answering every k-th frame: " + "  ".join(
         f"k={k} {a:.3f}" for k, a in strides.items()
     ))  # fmt: skip
