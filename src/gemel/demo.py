@@ -253,9 +253,7 @@ def demo_device(device: str) -> str:
     """The device the demo runs on: ``"auto"`` is ``"cuda"`` where CUDA is available."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.split(":")[0] not in ("cpu", "cuda"):
-        raise GemelError(f"bad device {device!r}: use auto, cpu or cuda[:N]")
-    return str(check_device(device))
+    return str(check_device(device, choices="auto, cpu or cuda[:N]"))
 
 
 def _clear_merge_output(folder: Path) -> None:

@@ -138,15 +138,15 @@ def _check_fit(model: nn.Module, sd: dict[str, torch.Tensor], path: Path, where:
         )
 
 
-def check_device(device: str | torch.device) -> torch.device:
+def check_device(device: str | torch.device, *, choices: str = "cpu or cuda[:N]") -> torch.device:
     """``device`` (``cpu`` or ``cuda[:N]``) as a torch device; a GemelError unless torch can
-    use it here."""
+    use it here (``choices`` is what the message offers instead)."""
     try:
         dev = torch.device(device)
     except RuntimeError:
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):
-        raise GemelError(f"bad device {str(device)!r}: use cpu or cuda[:N]")
+        raise GemelError(f"bad device {str(device)!r}: use {choices}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise GemelError(f"device {str(device)!r}: CUDA is not available here")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
