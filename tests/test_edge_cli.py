@@ -94,6 +94,7 @@ def test_simulate_compares_bundles_and_plots(files, tmp_path: Path, gemel_cli) -
         (["run", "{w}", "--bundle", "{b}", "--duration", "0s"], "--duration must be positive"),
         (["run", "{w}", "--bundle", "{b}", "--json", "."], "is a folder; --json"),
         (["simulate", "{w}", "--bundle", "{b}", "--memory-budget", ","], "--memory-budget"),
+        (["simulate", "{w}", "--bundle", "{b}", "--sharing", "time,spce"], "'spce' is not time"),
         (["simulate", "{w}", "--bundle", "{b}", "--plot", "x.txt"], "cannot plot to a .txt file"),
         (["simulate", "{w}", "--bundle", "{b}", "--plot", "."], "is a folder; --plot"),
     ],

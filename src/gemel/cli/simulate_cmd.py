@@ -81,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         raise GemelError(f"--duration must be positive, not {args.duration!r}")
     budgets = _list(args.memory_budget, "--memory-budget")
     sharing = _list(args.sharing, "--sharing")
+    unknown = [s for s in sharing if s not in ("time", "space")]
+    if unknown:
+        raise GemelError(f"--sharing: {unknown[0]!r} is not time or space")
     fps_values = _fps_list(args.fps)
     console = Console(stderr=True)
     with console.status("simulating") as status:
