@@ -73,12 +73,12 @@ def test_public_names_resolve_to_the_real_objects():
 
 def test_cli_choices_match_the_registries():
     from gemel.data import SPLITS
-    from gemel.edge.eviction import BEST_POLICY, EVICTION_POLICIES
+    from gemel.edge.eviction import EVICTION_POLICIES
     from gemel.merge.planner import STRATEGIES
 
     assert tuple(STRATEGIES) == choices.MERGE_STRATEGIES
     assert sorted(EVICTION_POLICIES) == sorted(choices.EVICTION_POLICIES)
-    assert BEST_POLICY in EVICTION_POLICIES
+    assert choices.BEST_EVICTION_POLICY in EVICTION_POLICIES
     assert SPLITS == ("train", "val", "test")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gemel.choices import BEST_EVICTION_POLICY
 from gemel.errors import GemelError
 
 
@@ -61,8 +60,6 @@ class ScheduleAwarePolicy(EvictionPolicy):
 EVICTION_POLICIES: dict[str, type[EvictionPolicy]] = {
     p.name: p for p in (LRUPolicy, MRUPolicy, ScheduleAwarePolicy)
 }
-BEST_POLICY = BEST_EVICTION_POLICY
-"""The policy baselines get (DESIGN.md, fair baselines)."""
 
 
 def make_policy(name: str) -> EvictionPolicy:

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gemel.choices import BEST_EVICTION_POLICY
 from gemel.edge.engine import WallClock
-from gemel.edge.eviction import BEST_POLICY
 from gemel.edge.executor import TorchExecutor
 from gemel.edge.feeds import QueryFeed, frame_sizes
 from gemel.edge.play import OnTurn, check_request, lay_out, play, play_record
@@ -35,7 +35,7 @@ def run_bundle(
     device: str = "cpu",
     memory_budget: str | int = "all",
     duration_s: float = 30.0,
-    eviction: str = BEST_POLICY,
+    eviction: str = BEST_EVICTION_POLICY,
     order: str = "merge",
     sharing: str = "time",
     prefetch: bool = True,

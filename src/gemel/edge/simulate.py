@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from gemel.choices import BEST_EVICTION_POLICY
 from gemel.edge.engine import VirtualClock
-from gemel.edge.eviction import BEST_POLICY
 from gemel.edge.feeds import QueryFeed
 from gemel.edge.play import OnTurn, bundle_strategy, check_request, lay_out, play, play_record
 from gemel.edge.profile import Profile
@@ -66,7 +66,7 @@ def simulate_bundle(
     *,
     memory_budget: str | int = "all",
     duration_s: float = 30.0,
-    eviction: str = BEST_POLICY,
+    eviction: str = BEST_EVICTION_POLICY,
     order: str = "merge",
     sharing: str = "time",
     prefetch: bool = True,
@@ -110,7 +110,7 @@ def simulate_bundles(
     fps_values: Sequence[float | None] = (None,),
     sharing: Sequence[str] = ("time",),
     duration_s: float = 30.0,
-    eviction: str = BEST_POLICY,
+    eviction: str = BEST_EVICTION_POLICY,
     predictions: Mapping[str, Predictions] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
