@@ -166,8 +166,9 @@ def turn_costs_table(report: dict[str, Any]) -> TextTable:
         for c in report["turn_costs"]
     )
     return TextTable(
-        f"a time-sharing turn on {report['device']}: copying a query's weights against running "
-        "a batch of one (profile.json); merging wins at min only where copies weigh",
+        f"a time-sharing turn on {report['device']}: copying a query's weights (at the profile's "
+        "copy bandwidth) against running a batch of one; merging wins at min only where copies "
+        "weigh",
         ("query", "weights", "copy ms", "run ms", "copy / run"),
         rows,
     )
