@@ -43,7 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gemel.data.golden import label_video
-    from gemel.models import check_device
 
     golden = args.golden
     factory = ":" in golden
@@ -67,9 +66,6 @@ def run(args: argparse.Namespace) -> int:
     categories = args.categories.split(",") if args.categories else None
     out = args.out or args.video.with_suffix(".labels.jsonl")
     check_output_file(out, "--out")
-    check_device(args.device)
-    if not args.video.is_file():
-        raise GemelError(f"{args.video}: video file not found")
     err = Console(stderr=True)
     with Progress(
         SpinnerColumn(),

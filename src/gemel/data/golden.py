@@ -19,7 +19,7 @@ from gemel.data.preprocess import preprocess
 from gemel.data.truth import FrameTruth
 from gemel.data.video import iter_video, video_rate
 from gemel.errors import GemelError
-from gemel.models import build_model
+from gemel.models import build_model, check_device
 from gemel.workload import ModelSpec
 
 
@@ -115,6 +115,7 @@ def label_video(
         raise GemelError(f"fps (the sampling rate) must be positive, not {fps}")
     if not 0 <= score_threshold <= 1:
         raise GemelError(f"score threshold must be in [0, 1], not {score_threshold}")
+    check_device(device)
     golden = build_model(model, where="golden model", device=device).eval()
     detects = is_detector(golden) if detector is None else detector
     names = list(categories) if categories is not None else default_categories(model)
