@@ -1,8 +1,12 @@
-"""Argument types shared by the commands: a bad value is a one-line usage error at parse time."""
+"""Option values shared by the commands: argument types (a bad value is a one-line usage error
+at parse time) and checks that keep the option's own wording."""
 
 from __future__ import annotations
 
 import argparse
+
+from gemel.errors import GemelError
+from gemel.units import parse_seconds
 
 
 def non_negative_int(text: str) -> int:
@@ -19,6 +23,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def positive_seconds(text: str, option: str) -> float:
+    """The seconds of a duration such as ``30s``; an error unless positive."""
+    seconds = parse_seconds(text)
+    if seconds <= 0:
+        raise GemelError(f"{option} must be positive, not {text!r}")
+    return seconds
 
 
 def _int(text: str) -> int:

@@ -12,9 +12,9 @@ from rich.live import Live
 from rich.table import Table
 
 from gemel.choices import BEST_EVICTION_POLICY, EVICTION_POLICIES
-from gemel.errors import GemelError
+from gemel.cli.options import positive_seconds
 from gemel.io import check_output_file, write_json_atomic
-from gemel.units import format_bytes, parse_seconds
+from gemel.units import format_bytes
 from gemel.workload import load_workload
 
 if TYPE_CHECKING:
@@ -79,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json, "--json")
     set_threads(args.threads)
     wl = load_workload(args.workload)
-    duration = parse_seconds(args.duration)
-    if duration <= 0:
-        raise GemelError(f"--duration must be positive, not {args.duration!r}")
+    duration = positive_seconds(args.duration, "--duration")
     console = Console(stderr=True)
     with console.status("decoding the test streams"):
         feeds = workload_feeds(wl, wl.query_names, duration)

@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from gemel.choices import BEST_EVICTION_POLICY, EVICTION_POLICIES
+from gemel.cli.options import positive_seconds
 from gemel.errors import GemelError
 from gemel.io import check_output_file, write_json_atomic
-from gemel.units import format_bytes, parse_seconds
+from gemel.units import format_bytes
 from gemel.workload import load_workload
 
 
@@ -76,9 +77,7 @@ def run(args: argparse.Namespace) -> int:
         plot_format(args.plot)
     set_threads(args.threads)
     wl = load_workload(args.workload)
-    duration = parse_seconds(args.duration)
-    if duration <= 0:
-        raise GemelError(f"--duration must be positive, not {args.duration!r}")
+    duration = positive_seconds(args.duration, "--duration")
     budgets = _list(args.memory_budget, "--memory-budget")
     sharing = _list(args.sharing, "--sharing")
     unknown = [s for s in sharing if s not in ("time", "space")]
